@@ -1,0 +1,330 @@
+//! Protocol configuration: every timer, fan-out and size limit, with presets and validation.
+
+use alloc::string::String;
+use core::fmt;
+use core::time::Duration;
+
+/// Largest packet a UDP datagram can carry over IPv4 (65,535 − 8 − 20 bytes).
+pub const MAX_DATAGRAM_SIZE: usize = 65_507;
+/// Smallest allowed `max_packet_size`: the IPv4 minimum reassembly buffer.
+pub const MIN_DATAGRAM_SIZE: usize = 512;
+/// Hard wire limit on a node name's length in bytes; `Config::max_name_len` may lower it.
+pub const MAX_NAME_LEN: usize = 255;
+/// Hard wire limit on a cluster label's length in bytes.
+pub const MAX_LABEL_LEN: usize = 255;
+
+/// Everything tunable about a node. Build one from a preset ([`Config::lan`], [`Config::wan`],
+/// [`Config::local`]), change fields, and let [`Node::new`](crate::Node::new) validate it.
+///
+/// Durations are wall-clock intervals measured on the driver's [`Instant`](crate::Instant)s.
+/// Defaults below are those of [`Config::lan`], which is also `Config::default()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Time between probe rounds (SWIM §3.1 protocol period). Stretched by local health
+    /// (Lifeguard §4.3). Default 1 s.
+    pub probe_interval: Duration,
+    /// How long to wait for a direct ack before asking helpers (SWIM §3.1). Must be below
+    /// `probe_interval`. Stretched by local health. Default 500 ms.
+    pub probe_timeout: Duration,
+    /// Helpers asked to probe a target indirectly with ping-req (SWIM §3.1, `k`). Default 3.
+    pub indirect_checks: usize,
+    /// λ in the retransmission limit λ·⌈log10(n+1)⌉ of each gossiped update (SWIM §4.1).
+    /// Default 4.
+    pub retransmit_mult: u32,
+    /// Multiplier of the minimum suspicion timeout, `suspicion_mult·max(1, log10 n)·probe_interval`
+    /// (SWIM §4.2, Lifeguard §4.2). Also sets the confirmations wanted: `suspicion_mult − 2`.
+    /// Default 4.
+    pub suspicion_mult: u32,
+    /// The suspicion timeout starts at this multiple of the minimum and shrinks with each
+    /// independent confirmation (Lifeguard §4.2). Default 6.
+    pub suspicion_max_timeout_mult: u32,
+    /// Upper bound of the local health multiplier (Lifeguard §4.3): the health score runs
+    /// 0..`max_local_health`, and probe interval and timeout are scaled by `score + 1`.
+    /// Default 8.
+    pub max_local_health: u32,
+    /// Time between gossip rounds that send queued updates to random members (SWIM §4.1).
+    /// Default 200 ms.
+    pub gossip_interval: Duration,
+    /// Members each gossip round sends to. Default 3.
+    pub gossip_nodes: usize,
+    /// How long recently dead or departed members still receive gossip, so they learn what
+    /// was said about them and can refute. Default 30 s.
+    pub gossip_to_dead_time: Duration,
+    /// Time between push-pull anti-entropy exchanges with one random member; stretched above
+    /// 32 members by `⌈log2 n − log2 32⌉ + 1`. Zero disables periodic push-pull (joins still
+    /// use it). Default 30 s.
+    pub push_pull_interval: Duration,
+    /// How long dead and departed members stay as tombstones, so stale gossip cannot bring
+    /// them back, before they are reaped. Default 60 s.
+    pub tombstone_retention: Duration,
+    /// First delay before re-contacting seeds when a join gets no answer, or when the node finds
+    /// itself alone; doubles on each attempt up to `join_retry_max`. Default 1 s.
+    pub join_retry_initial: Duration,
+    /// Cap of the join retry backoff. Default 30 s.
+    pub join_retry_max: Duration,
+    /// Largest datagram the node sends, in bytes; piggybacked updates fill packets up to it.
+    /// 512..=65,507. Default 1400 (fits a 1500-byte Ethernet MTU with room for headers).
+    pub max_packet_size: usize,
+    /// Largest stream message (push-pull state) the node sends or accepts, in bytes.
+    /// Default 8 MiB.
+    pub max_stream_message_size: usize,
+    /// Hard cap on the member table, tombstones included. At the cap a new member evicts the
+    /// oldest tombstone; with no tombstone to evict it is refused and counted. Default 65,536.
+    pub max_members: usize,
+    /// Hard cap on updates waiting to be gossiped. At the cap the update sent most often is
+    /// dropped and counted; push-pull repairs what gossip missed. Default 8,192.
+    pub max_broadcast_queue: usize,
+    /// Hard cap on ping-reqs this node is relaying for others at once. Further requests are
+    /// refused and counted. Default 1,024.
+    pub max_pending_relays: usize,
+    /// Longest accepted node name, in bytes (at most 255). Default 128.
+    pub max_name_len: usize,
+    /// Longest accepted member metadata, in bytes. Default 512.
+    pub max_meta_len: usize,
+    /// Cluster label carried in every packet; packets with another label are dropped, so two
+    /// clusters sharing a network never merge. At most 255 bytes. Default empty.
+    pub cluster_label: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::lan()
+    }
+}
+
+impl Config {
+    /// Tuned for a LAN: memberlist's LAN numbers (probe 1 s, timeout 500 ms, 3 indirect
+    /// checks, retransmit 4, suspicion 4 with max 6, gossip every 200 ms to 3, push-pull 30 s).
+    pub fn lan() -> Self {
+        Config {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            retransmit_mult: 4,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            max_local_health: 8,
+            gossip_interval: Duration::from_millis(200),
+            gossip_nodes: 3,
+            gossip_to_dead_time: Duration::from_secs(30),
+            push_pull_interval: Duration::from_secs(30),
+            tombstone_retention: Duration::from_secs(60),
+            join_retry_initial: Duration::from_secs(1),
+            join_retry_max: Duration::from_secs(30),
+            max_packet_size: 1400,
+            max_stream_message_size: 8 << 20,
+            max_members: 65_536,
+            max_broadcast_queue: 8_192,
+            max_pending_relays: 1_024,
+            max_name_len: 128,
+            max_meta_len: 512,
+            cluster_label: String::new(),
+        }
+    }
+
+    /// Tuned for a WAN: slower, more tolerant timers (probe 5 s, timeout 3 s, suspicion 6,
+    /// gossip every 500 ms to 4, push-pull 60 s).
+    pub fn wan() -> Self {
+        Config {
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            suspicion_mult: 6,
+            gossip_interval: Duration::from_millis(500),
+            gossip_nodes: 4,
+            gossip_to_dead_time: Duration::from_secs(60),
+            push_pull_interval: Duration::from_secs(60),
+            tombstone_retention: Duration::from_secs(120),
+            ..Config::lan()
+        }
+    }
+
+    /// Tuned for one host or a test: fast timers (probe 1 s, timeout 200 ms, 1 indirect
+    /// check, retransmit 2, suspicion 3, gossip every 100 ms, push-pull 15 s).
+    pub fn local() -> Self {
+        Config {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(200),
+            indirect_checks: 1,
+            retransmit_mult: 2,
+            suspicion_mult: 3,
+            gossip_interval: Duration::from_millis(100),
+            gossip_to_dead_time: Duration::from_secs(15),
+            push_pull_interval: Duration::from_secs(15),
+            tombstone_retention: Duration::from_secs(30),
+            ..Config::lan()
+        }
+    }
+
+    /// Checks every field and names the first one that is out of range. Nothing is changed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+            if d.is_zero() {
+                return Err(ConfigError::new(field, "must be greater than zero"));
+            }
+            Ok(())
+        }
+        fn range(field: &'static str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+            if v < lo || v > hi {
+                return Err(ConfigError::range(field, v, lo, hi));
+            }
+            Ok(())
+        }
+        nonzero("probe_interval", self.probe_interval)?;
+        nonzero("probe_timeout", self.probe_timeout)?;
+        if self.probe_timeout >= self.probe_interval {
+            return Err(ConfigError::new(
+                "probe_timeout",
+                "must be below probe_interval so indirect probes fit in the protocol period",
+            ));
+        }
+        range("indirect_checks", self.indirect_checks as u64, 0, 32)?;
+        range("retransmit_mult", self.retransmit_mult.into(), 1, 64)?;
+        range("suspicion_mult", self.suspicion_mult.into(), 1, 64)?;
+        range(
+            "suspicion_max_timeout_mult",
+            self.suspicion_max_timeout_mult.into(),
+            1,
+            64,
+        )?;
+        range("max_local_health", self.max_local_health.into(), 1, 64)?;
+        nonzero("gossip_interval", self.gossip_interval)?;
+        range("gossip_nodes", self.gossip_nodes as u64, 1, 64)?;
+        nonzero("tombstone_retention", self.tombstone_retention)?;
+        nonzero("join_retry_initial", self.join_retry_initial)?;
+        if self.join_retry_max < self.join_retry_initial {
+            return Err(ConfigError::new(
+                "join_retry_max",
+                "must be at least join_retry_initial",
+            ));
+        }
+        range(
+            "max_packet_size",
+            self.max_packet_size as u64,
+            MIN_DATAGRAM_SIZE as u64,
+            MAX_DATAGRAM_SIZE as u64,
+        )?;
+        range(
+            "max_stream_message_size",
+            self.max_stream_message_size as u64,
+            self.max_packet_size as u64,
+            1 << 30,
+        )?;
+        range("max_members", self.max_members as u64, 2, 1 << 24)?;
+        range(
+            "max_broadcast_queue",
+            self.max_broadcast_queue as u64,
+            16,
+            1 << 24,
+        )?;
+        range(
+            "max_pending_relays",
+            self.max_pending_relays as u64,
+            1,
+            1 << 20,
+        )?;
+        range(
+            "max_name_len",
+            self.max_name_len as u64,
+            1,
+            MAX_NAME_LEN as u64,
+        )?;
+        if self.cluster_label.len() > MAX_LABEL_LEN {
+            return Err(ConfigError::range(
+                "cluster_label",
+                self.cluster_label.len() as u64,
+                0,
+                MAX_LABEL_LEN as u64,
+            ));
+        }
+        // The largest alive announcement (name, metadata, an address, incarnation and framing)
+        // must fit in one datagram next to a ping, or it could only ever travel by push-pull.
+        let budget = self
+            .max_packet_size
+            .saturating_sub(self.cluster_label.len() + 2 * self.max_name_len + 96);
+        if self.max_meta_len > budget {
+            return Err(ConfigError::range(
+                "max_meta_len",
+                self.max_meta_len as u64,
+                0,
+                budget as u64,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration or identity value out of range. Returned by [`Config::validate`] and
+/// [`Node::new`](crate::Node::new); no node was created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field, e.g. `"probe_timeout"` or `"identity.name"`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, problem: &str) -> Self {
+        ConfigError {
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    fn range(field: &'static str, value: u64, lo: u64, hi: u64) -> Self {
+        ConfigError {
+            field,
+            problem: alloc::format!("is {value}, must be within {lo}..={hi}"),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config field `{}`: {}", self.field, self.problem)
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn presets_are_valid() {
+        for c in [
+            Config::lan(),
+            Config::wan(),
+            Config::local(),
+            Config::default(),
+        ] {
+            c.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn validate_names_the_offending_field() {
+        let cases: [(&str, fn(&mut Config)); 8] = [
+            ("probe_interval", |c| c.probe_interval = Duration::ZERO),
+            ("probe_timeout", |c| c.probe_timeout = c.probe_interval),
+            ("max_packet_size", |c| c.max_packet_size = 100),
+            ("max_packet_size", |c| c.max_packet_size = 70_000),
+            ("gossip_interval", |c| c.gossip_interval = Duration::ZERO),
+            ("max_name_len", |c| c.max_name_len = 300),
+            ("max_meta_len", |c| c.max_meta_len = 1400),
+            ("join_retry_max", |c| {
+                c.join_retry_max = Duration::from_millis(1)
+            }),
+        ];
+        for (field, mutate) in cases {
+            let mut c = Config::lan();
+            mutate(&mut c);
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.to_string().contains(field));
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! What goes into a node ([`Input`]) and what comes out ([`Output`], [`Event`]).
+
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use crate::member::{Member, MemberState, Metadata, NodeName};
+use crate::stats::DropReason;
+use crate::time::Instant;
+
+/// Everything that can happen to a node. A trace of `(now, Input)` pairs plus the seed and
+/// config replays a node exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "A: Deserialize<'de>"))]
+#[non_exhaustive]
+pub enum Input<A> {
+    /// A datagram arrived from `from`.
+    Datagram {
+        /// Sender's address.
+        from: A,
+        /// The datagram's bytes.
+        bytes: Vec<u8>,
+    },
+    /// A complete stream message arrived (push-pull or join), delivered reliably.
+    Stream {
+        /// Sender's address as seen by the transport (replies go to the address inside the
+        /// message).
+        from: A,
+        /// The message's bytes.
+        bytes: Vec<u8>,
+    },
+    /// Time passed; due timers fire. Ticking at any `now` is idempotent.
+    Tick,
+    /// An application command.
+    Command(Command<A>),
+}
+
+/// Application commands. Misuse is rejected with a [`CommandError`] and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Command<A> {
+    /// Join a cluster through these seed addresses: push-pull with each, retried with bounded
+    /// exponential backoff until a member answers; re-contacted whenever the node finds itself
+    /// alone.
+    Join {
+        /// Seed addresses (this node's own address is skipped).
+        seeds: Vec<A>,
+    },
+    /// Leave gracefully: announce departure, stop probing. Others report the node as left,
+    /// never as failed. [`Event::LeaveComplete`] says when the announcement is out.
+    Leave,
+    /// Replace this node's metadata; announced with a higher incarnation.
+    UpdateMetadata(Vec<u8>),
+}
+
+/// A rejected command. In every case the node's state is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// `Join` with no seed other than this node itself.
+    NoSeeds,
+    /// `Join` with more seeds than `Config::max_members`.
+    TooManySeeds {
+        /// Seeds given.
+        given: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// Metadata longer than `Config::max_meta_len`.
+    MetadataTooLarge {
+        /// Length given, in bytes.
+        len: usize,
+        /// The bound, in bytes.
+        max: usize,
+    },
+    /// The node has left; create a new node to rejoin.
+    Left,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::NoSeeds => {
+                f.write_str("join needs at least one seed other than this node")
+            }
+            CommandError::TooManySeeds { given, max } => {
+                write!(f, "join got {given} seeds, at most {max} allowed")
+            }
+            CommandError::MetadataTooLarge { len, max } => {
+                write!(f, "metadata is {len} bytes, at most {max} allowed")
+            }
+            CommandError::Left => f.write_str("the node has left the cluster"),
+        }
+    }
+}
+
+impl core::error::Error for CommandError {}
+
+/// What a node asks its driver to do, or tells its application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output<A> {
+    /// Send a datagram (never larger than `Config::max_packet_size`).
+    SendDatagram {
+        /// Destination.
+        to: A,
+        /// Bytes to send.
+        bytes: Vec<u8>,
+    },
+    /// Send a message over a reliable stream (TCP in the tokio driver); may be larger than a
+    /// datagram, up to `Config::max_stream_message_size`.
+    SendStream {
+        /// Destination.
+        to: A,
+        /// Bytes to send.
+        bytes: Vec<u8>,
+    },
+    /// Something the application may want to know.
+    Event(Event<A>),
+    /// The node must be handed an input (a [`Input::Tick`] will do) no later than this instant.
+    /// Emitted once at the end of every `handle` call; the latest one supersedes the others.
+    TickAt(Instant),
+}
+
+/// Membership changes and diagnostics, in the order they happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<A> {
+    /// A member became known alive, or rejoined after being dead or gone.
+    MemberJoined(Member<A>),
+    /// A member is suspected (SWIM §4.2); it is declared dead unless it refutes in time.
+    MemberSuspected {
+        /// The member, now suspect.
+        member: Member<A>,
+        /// Who raised the suspicion.
+        accuser: NodeName,
+    },
+    /// A suspected member refuted the suspicion with a higher incarnation and is alive again.
+    MemberAlive(Member<A>),
+    /// A member was declared dead (its suspicion timed out here or elsewhere).
+    MemberFailed(Member<A>),
+    /// A member left gracefully.
+    MemberLeft(Member<A>),
+    /// A member announced new metadata or a new address.
+    MemberUpdated(Member<A>),
+    /// A dead or departed member's tombstone was reaped; the name is forgotten.
+    MemberRemoved(Member<A>),
+    /// Another member suspects this node; a refutation is already on its way.
+    LocalSuspected {
+        /// Who suspects us.
+        accuser: NodeName,
+        /// The incarnation suspected.
+        incarnation: u64,
+    },
+    /// This node refuted a claim about itself (suspect, dead, or a stale life) by taking a
+    /// higher incarnation.
+    LocalRefuted {
+        /// The state claimed about us.
+        claim: MemberState,
+        /// Our new incarnation.
+        incarnation: u64,
+    },
+    /// A join request was answered: this node has the cluster's membership.
+    JoinCompleted {
+        /// The member that answered.
+        via: A,
+    },
+    /// After [`Command::Leave`], the departure has been gossiped its full retransmission count
+    /// (or there is nobody left to tell): the driver may shut down.
+    LeaveComplete,
+    /// Something from the network was dropped (see [`Stats::dropped`](crate::Stats::dropped)).
+    PacketDropped {
+        /// Sender address.
+        from: A,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A command given through [`Node::handle`](crate::Node::handle) was rejected; nothing
+    /// changed.
+    CommandRejected(CommandError),
+}
+
+/// Who a node is: a unique name, the address others reach it at, and its initial metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity<A> {
+    /// Unique name within the cluster.
+    pub name: NodeName,
+    /// Address other members send to.
+    pub addr: A,
+    /// Initial metadata.
+    pub meta: Metadata,
+}
+
+impl<A> Identity<A> {
+    /// An identity with empty metadata.
+    pub fn new(name: NodeName, addr: A) -> Self {
+        Identity {
+            name,
+            addr,
+            meta: Metadata::empty(),
+        }
+    }
+
+    /// Sets the initial metadata.
+    pub fn with_meta(mut self, meta: impl Into<Metadata>) -> Self {
+        self.meta = meta.into();
+        self
+    }
+}

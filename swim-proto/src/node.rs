@@ -1,0 +1,1372 @@
+//! The node: SWIM with Lifeguard's extensions as one deterministic state machine.
+
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use core::fmt::Debug;
+use core::hash::Hash;
+use core::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Map;
+use crate::config::{Config, ConfigError};
+use crate::dissemination::BroadcastQueue;
+use crate::health::LocalHealth;
+use crate::io::{Command, CommandError, Event, Identity, Input, Output};
+use crate::member::{Member, MemberState, Metadata, NodeName, overrides};
+use crate::membership::{Entry, MemberTable};
+use crate::probe::{ProbeInFlight, ProbeOrder, Relay, random_index};
+use crate::stats::{DropReason, Stats};
+use crate::suspicion::{Suspicion, min_suspicion_timeout, push_pull_interval, retransmit_limit};
+use crate::time::Instant;
+use crate::wire::{self, Message, MessageKind, StreamHeader, StreamKind, Update};
+
+/// What a node needs of an address: the simulator uses integers, the tokio driver
+/// `SocketAddr`. Implemented for every type with these traits.
+pub trait Address:
+    Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned + 'static
+{
+}
+
+impl<T> Address for T where
+    T: Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned + 'static
+{
+}
+
+/// Deadlines that exist in numbers: one per suspicion, tombstone and relayed probe.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Suspicion(NodeName),
+    Reap(NodeName),
+    Relay(u32),
+}
+
+/// The periodic deadlines, each kept in a field, and the queue of the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    Probe,
+    Indirect,
+    Gossip,
+    PushPull,
+    Join,
+    Queued,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// Piggybacked on a datagram.
+    Gossip,
+    /// A push-pull snapshot: tombstones of members we never knew are not adopted, so that
+    /// snapshots cannot keep reaped members alive forever.
+    PushPull,
+    /// Raised by this node.
+    Local,
+}
+
+/// A SWIM cluster member: feed it inputs with [`Node::handle`], carry out its outputs.
+///
+/// Method groups:
+/// - **inputs**: [`handle`](Node::handle), [`handle_into`](Node::handle_into),
+///   [`handle_datagram`](Node::handle_datagram), [`command`](Node::command);
+/// - **getters**: [`local`](Node::local), [`members`](Node::members), [`member`](Node::member),
+///   [`members_in`](Node::members_in), [`cluster_size`](Node::cluster_size),
+///   [`stats`](Node::stats), [`health_score`](Node::health_score),
+///   [`next_deadline`](Node::next_deadline);
+/// - **checks**: [`check_invariants`](Node::check_invariants).
+///
+/// Contract: `now` should never go backwards (an earlier `now` is treated as the latest seen);
+/// a tick earlier than [`Output::TickAt`] is harmless; outputs are a pure function of
+/// config, seed and the sequence of `(input, now)`.
+pub struct Node<A: Address> {
+    config: Config,
+    rng: ChaCha8Rng,
+    now: Instant,
+    started: bool,
+    local: Member<A>,
+    members: MemberTable<A>,
+    probe_order: ProbeOrder,
+    probe: Option<ProbeInFlight<A>>,
+    relays: Map<u32, Relay<A>>,
+    broadcasts: BroadcastQueue,
+    timers: BTreeSet<(Instant, Timer)>,
+    health: LocalHealth,
+    stats: Stats,
+    next_seq: u32,
+    seeds: Vec<A>,
+    join_pending: bool,
+    join_backoff: Duration,
+    next_probe_at: Instant,
+    next_gossip_at: Instant,
+    next_push_pull_at: Option<Instant>,
+    next_join_at: Option<Instant>,
+    leave_reported: bool,
+    scratch: Vec<u8>,
+}
+
+impl<A: Address> Node<A> {
+    /// Creates a node. Validates `config` and the identity against it (name and metadata
+    /// length); on error nothing is created. All randomness derives from `seed`.
+    pub fn new(config: Config, identity: Identity<A>, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if identity.name.as_str().len() > config.max_name_len {
+            return Err(ConfigError::new(
+                "identity.name",
+                "is longer than max_name_len",
+            ));
+        }
+        if identity.meta.len() > config.max_meta_len {
+            return Err(ConfigError::new(
+                "identity.meta",
+                "is longer than max_meta_len",
+            ));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut hasher = || foldhash::fast::FixedState::with_seed(rng.next_u64());
+        let (h1, h2, h3) = (hasher(), hasher(), hasher());
+        Ok(Node {
+            members: MemberTable::new(Map::with_hasher(h1)),
+            relays: Map::with_hasher(h2),
+            broadcasts: BroadcastQueue::new(config.max_broadcast_queue, h3),
+            health: LocalHealth::new(config.max_local_health),
+            join_backoff: config.join_retry_initial,
+            local: Member {
+                name: identity.name,
+                addr: identity.addr,
+                incarnation: 0,
+                state: MemberState::Alive,
+                meta: identity.meta,
+            },
+            config,
+            rng,
+            now: Instant::ZERO,
+            started: false,
+            probe_order: ProbeOrder::default(),
+            probe: None,
+            timers: BTreeSet::new(),
+            stats: Stats::default(),
+            next_seq: 0,
+            seeds: Vec::new(),
+            join_pending: false,
+            next_probe_at: Instant::MAX,
+            next_gossip_at: Instant::MAX,
+            next_push_pull_at: None,
+            next_join_at: None,
+            leave_reported: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    /// Handles one input at time `now` and returns what to do. Due timers fire first.
+    pub fn handle(&mut self, input: Input<A>, now: Instant) -> Vec<Output<A>> {
+        let mut out = Vec::new();
+        self.handle_into(input, now, &mut out);
+        out
+    }
+
+    /// Like [`Node::handle`], appending to a caller's buffer (reuse it in hot loops).
+    pub fn handle_into(&mut self, input: Input<A>, now: Instant, out: &mut Vec<Output<A>>) {
+        self.advance(now, out);
+        match input {
+            Input::Datagram { from, bytes } => self.on_datagram(&from, &bytes, out),
+            Input::Stream { from, bytes } => self.on_stream(&from, &bytes, out),
+            Input::Tick => {}
+            Input::Command(c) => {
+                let _ = self.run_command(c, out);
+            }
+        }
+        out.push(Output::TickAt(self.next_deadline()));
+    }
+
+    /// Handles a received datagram without taking ownership of its bytes. Same outputs as
+    /// `handle_into(Input::Datagram { .. })`.
+    pub fn handle_datagram(
+        &mut self,
+        from: &A,
+        bytes: &[u8],
+        now: Instant,
+        out: &mut Vec<Output<A>>,
+    ) {
+        self.advance(now, out);
+        self.on_datagram(from, bytes, out);
+        out.push(Output::TickAt(self.next_deadline()));
+    }
+
+    /// Runs a command and reports whether it was accepted. Same outputs as
+    /// `handle_into(Input::Command(..))`, including [`Event::CommandRejected`] on error; on
+    /// error the node's state is unchanged.
+    pub fn command(
+        &mut self,
+        command: Command<A>,
+        now: Instant,
+        out: &mut Vec<Output<A>>,
+    ) -> Result<(), CommandError> {
+        self.advance(now, out);
+        let r = self.run_command(command, out);
+        out.push(Output::TickAt(self.next_deadline()));
+        r
+    }
+
+    // ---------------------------------------------------------------- getters
+
+    /// This node as a member: name, address, incarnation, state (alive, or left) and metadata.
+    pub fn local(&self) -> &Member<A> {
+        &self.local
+    }
+
+    /// Every other member known, tombstones included, in a deterministic order.
+    pub fn members(&self) -> impl Iterator<Item = &Member<A>> {
+        self.members.iter().map(|e| &e.member)
+    }
+
+    /// Other members in one state.
+    pub fn members_in(&self, state: MemberState) -> impl Iterator<Item = &Member<A>> {
+        self.members().filter(move |m| m.state == state)
+    }
+
+    /// One member by name, this node included.
+    pub fn member(&self, name: &str) -> Option<&Member<A>> {
+        if name == self.local.name.as_str() {
+            return Some(&self.local);
+        }
+        self.members.get(name).map(|e| &e.member)
+    }
+
+    /// Number of other members in `state`.
+    pub fn count(&self, state: MemberState) -> usize {
+        self.members.count(state)
+    }
+
+    /// Alive and suspect members, this node included unless it left.
+    pub fn cluster_size(&self) -> usize {
+        self.members.active() + usize::from(self.local.state == MemberState::Alive)
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Lifeguard local health score, 0 (healthy) up to `max_local_health − 1`.
+    pub fn health_score(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// Updates waiting to be gossiped (bounded by `Config::max_broadcast_queue`).
+    pub fn pending_broadcasts(&self) -> usize {
+        self.broadcasts.len()
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The latest `now` seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// When the node next needs an input; a [`Input::Tick`] then fires what is due.
+    pub fn next_deadline(&self) -> Instant {
+        if !self.started {
+            return self.now;
+        }
+        self.earliest().0
+    }
+
+    /// Panics with a description if an internal invariant is broken. Simulators and fuzzers
+    /// call it after every step; it costs O(n).
+    pub fn check_invariants(&self) {
+        assert_ne!(
+            self.local.state,
+            MemberState::Dead,
+            "a node never holds itself dead"
+        );
+        assert!(
+            self.members.get(self.local.name.as_str()).is_none(),
+            "the local node is not in its own table"
+        );
+        assert!(
+            self.members.len() <= self.config.max_members,
+            "member table within max_members"
+        );
+        assert!(
+            self.broadcasts.len() <= self.config.max_broadcast_queue,
+            "broadcast queue within bound"
+        );
+        assert!(
+            self.relays.len() <= self.config.max_pending_relays,
+            "relay table within bound"
+        );
+        let mut counts = [0usize; 4];
+        for e in self.members.iter() {
+            counts[usize::from(e.member.state.rank())] += 1;
+            assert_eq!(
+                e.suspicion.is_some(),
+                e.member.state == MemberState::Suspect,
+                "suspicion present exactly for suspect members ({})",
+                e.member.name
+            );
+            assert_eq!(
+                e.reap_at.is_some(),
+                matches!(e.member.state, MemberState::Dead | MemberState::Left),
+                "reap deadline present exactly for tombstones ({})",
+                e.member.name
+            );
+            if let Some(s) = &e.suspicion {
+                assert_eq!(
+                    s.incarnation, e.member.incarnation,
+                    "suspicion matches incarnation"
+                );
+            }
+        }
+        for s in [
+            MemberState::Alive,
+            MemberState::Suspect,
+            MemberState::Dead,
+            MemberState::Left,
+        ] {
+            assert_eq!(
+                counts[usize::from(s.rank())],
+                self.members.count(s),
+                "state counts match table"
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- time and timers
+
+    fn advance(&mut self, now: Instant, out: &mut Vec<Output<A>>) {
+        if now > self.now {
+            self.now = now;
+        }
+        if !self.started {
+            self.start();
+        }
+        self.fire_due(out);
+    }
+
+    /// Schedules the periodic timers, each at a random offset within its period so nodes
+    /// started together do not probe and gossip in lockstep.
+    fn start(&mut self) {
+        self.started = true;
+        let now = self.now;
+        self.next_probe_at = now + self.jitter(self.config.probe_interval);
+        self.next_gossip_at = now + self.jitter(self.config.gossip_interval);
+        if !self.config.push_pull_interval.is_zero() {
+            self.next_push_pull_at = Some(now + self.jitter(self.config.push_pull_interval));
+        }
+    }
+
+    fn jitter(&mut self, period: Duration) -> Duration {
+        let nanos = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX).max(1);
+        Duration::from_nanos(1 + self.rng.next_u64() % nanos)
+    }
+
+    fn earliest(&self) -> (Instant, Due) {
+        let mut best = (self.next_probe_at, Due::Probe);
+        let mut consider = |t: Instant, d: Due| {
+            if t < best.0 {
+                best = (t, d);
+            }
+        };
+        if let Some(p) = &self.probe {
+            if !p.indirect_sent {
+                consider(p.indirect_at, Due::Indirect);
+            }
+        }
+        consider(self.next_gossip_at, Due::Gossip);
+        if let Some(t) = self.next_push_pull_at {
+            consider(t, Due::PushPull);
+        }
+        if let Some(t) = self.next_join_at {
+            consider(t, Due::Join);
+        }
+        if let Some((t, _)) = self.timers.first() {
+            consider(*t, Due::Queued);
+        }
+        best
+    }
+
+    /// Fires every deadline at or before `now`, earliest first. Each handler moves its own
+    /// deadline past `now`, so the loop ends.
+    fn fire_due(&mut self, out: &mut Vec<Output<A>>) {
+        loop {
+            let (at, due) = self.earliest();
+            if at > self.now {
+                return;
+            }
+            match due {
+                Due::Probe => self.on_probe_period(out),
+                Due::Indirect => self.on_direct_timeout(out),
+                Due::Gossip => self.on_gossip_round(out),
+                Due::PushPull => self.on_push_pull_round(out),
+                Due::Join => self.on_join_round(out),
+                Due::Queued => {
+                    let (_, timer) = self
+                        .timers
+                        .pop_first()
+                        .expect("earliest queued timer exists");
+                    match timer {
+                        Timer::Suspicion(name) => self.on_suspicion_timeout(&name, out),
+                        Timer::Reap(name) => self.on_reap(&name, out),
+                        Timer::Relay(seq) => self.on_relay_timeout(seq, out),
+                    }
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- probing (SWIM §3.1, §4.3)
+
+    /// End of a protocol period: judge the probe in flight, then probe the next member.
+    fn on_probe_period(&mut self, out: &mut Vec<Output<A>>) {
+        if let Some(p) = self.probe.take() {
+            self.on_probe_failed(p, out);
+        }
+        if self.local.state == MemberState::Left {
+            self.next_probe_at = Instant::MAX;
+            return;
+        }
+        let now = self.now;
+        self.next_probe_at = now + self.health.scale(self.config.probe_interval);
+        let Some(slot) = self.next_probe_target() else {
+            return;
+        };
+        let member = &self.members.at(slot).member;
+        let (target, addr) = (member.name.clone(), member.addr.clone());
+        // Lifeguard §5 (buddy system): a suspect target hears of its suspicion first thing.
+        let buddy = (member.state == MemberState::Suspect).then(|| {
+            let mut b = Vec::new();
+            wire::encode_into(&self.update_for(slot), &mut b);
+            b
+        });
+        let seq = self.next_seq();
+        self.stats.probes += 1;
+        self.send_datagram(
+            addr.clone(),
+            &Message::Ping {
+                seq,
+                target: target.as_str(),
+            },
+            buddy.as_deref(),
+            false,
+            out,
+        );
+        self.probe = Some(ProbeInFlight {
+            target,
+            target_addr: addr,
+            seq,
+            indirect_at: now + self.health.scale(self.config.probe_timeout),
+            indirect_sent: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+    }
+
+    fn next_probe_target(&mut self) -> Option<usize> {
+        for _ in 0..2 {
+            while let Some(name) = self.probe_order.next() {
+                if let Some(slot) = self.members.slot(name.as_str()) {
+                    if self.members.at(slot).member.state.is_active() {
+                        return Some(slot);
+                    }
+                }
+            }
+            if self.members.active() == 0 {
+                return None;
+            }
+            let names: Vec<NodeName> = self
+                .members
+                .iter()
+                .filter(|e| e.member.state.is_active())
+                .map(|e| e.member.name.clone())
+                .collect();
+            self.probe_order.reset(names.into_iter(), &mut self.rng);
+        }
+        None
+    }
+
+    /// No direct ack in time: ask `indirect_checks` random alive members to probe the target.
+    fn on_direct_timeout(&mut self, out: &mut Vec<Output<A>>) {
+        let Some(p) = self.probe.as_mut() else { return };
+        p.indirect_sent = true;
+        let (seq, target, target_addr) = (p.seq, p.target.clone(), p.target_addr.clone());
+        let helpers = self.pick_members(self.config.indirect_checks, |e| {
+            e.member.state == MemberState::Alive && e.member.name != target
+        });
+        for &slot in &helpers {
+            let to = self.members.at(slot).member.addr.clone();
+            let msg = Message::PingReq {
+                seq,
+                target: target.as_str(),
+                target_addr: target_addr.clone(),
+                want_nack: true,
+            };
+            self.send_datagram(to, &msg, None, false, out);
+        }
+        self.stats.indirect_probes += helpers.len() as u64;
+        if let Some(p) = self.probe.as_mut() {
+            p.expected_nacks = helpers.len();
+        }
+    }
+
+    /// The period ended without an ack: adjust local health (Lifeguard §4.3) and suspect.
+    fn on_probe_failed(&mut self, p: ProbeInFlight<A>, out: &mut Vec<Output<A>>) {
+        self.stats.probes_failed += 1;
+        let missed = if p.expected_nacks > 0 {
+            p.expected_nacks.saturating_sub(p.nacks)
+        } else {
+            1
+        };
+        self.health.apply(missed as i64);
+        let Some(slot) = self.members.slot(p.target.as_str()) else {
+            return;
+        };
+        let m = &self.members.at(slot).member;
+        if !m.state.is_active() {
+            return;
+        }
+        if m.state == MemberState::Alive {
+            self.stats.suspicions_raised += 1;
+        }
+        let (inc, addr) = (m.incarnation, m.addr.clone());
+        let me = self.local.name.clone();
+        let claim = Update::Suspect {
+            name: p.target.as_str(),
+            incarnation: inc,
+            addr,
+            accuser: me.as_str(),
+        };
+        self.apply_update(&claim, Source::Local, out);
+    }
+
+    fn on_ack(&mut self, seq: u32, out: &mut Vec<Output<A>>) {
+        if let Some(r) = self.relays.remove(&seq) {
+            self.send_datagram(
+                r.requester,
+                &Message::Ack {
+                    seq: r.requester_seq,
+                },
+                None,
+                false,
+                out,
+            );
+            return;
+        }
+        if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
+            self.probe = None;
+            self.health.apply(-1);
+            return;
+        }
+        self.stats.unexpected_acks += 1;
+    }
+
+    fn on_ping_req(
+        &mut self,
+        from: &A,
+        seq: u32,
+        target: &str,
+        target_addr: A,
+        want_nack: bool,
+        out: &mut Vec<Output<A>>,
+    ) {
+        if target == self.local.name.as_str() {
+            self.send_datagram(from.clone(), &Message::Ack { seq }, None, false, out);
+            return;
+        }
+        if self.relays.len() >= self.config.max_pending_relays {
+            self.drop_packet(from, DropReason::RelayTableFull, out);
+            return;
+        }
+        let own = self.next_seq();
+        let deadline = self.now + self.config.probe_timeout;
+        self.relays.insert(
+            own,
+            Relay {
+                requester: from.clone(),
+                requester_seq: seq,
+                want_nack,
+                deadline,
+            },
+        );
+        self.timers.insert((deadline, Timer::Relay(own)));
+        self.stats.relays += 1;
+        self.send_datagram(
+            target_addr,
+            &Message::Ping { seq: own, target },
+            None,
+            false,
+            out,
+        );
+    }
+
+    fn on_relay_timeout(&mut self, seq: u32, out: &mut Vec<Output<A>>) {
+        if self.relays.get(&seq).is_none_or(|r| r.deadline > self.now) {
+            return;
+        }
+        let r = self.relays.remove(&seq).expect("relay checked above");
+        if r.want_nack {
+            self.send_datagram(
+                r.requester,
+                &Message::Nack {
+                    seq: r.requester_seq,
+                },
+                None,
+                false,
+                out,
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- suspicion (SWIM §4.2, Lifeguard §4.2)
+
+    fn new_suspicion(&mut self, incarnation: u64, accuser: &str) -> Suspicion {
+        let n = self.members.active() + 1;
+        let min = min_suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
+        let max = min.saturating_mul(self.config.suspicion_max_timeout_mult);
+        let k = self.config.suspicion_mult.saturating_sub(2);
+        let wanted = if n.saturating_sub(2) < k as usize {
+            0
+        } else {
+            k
+        };
+        let accuser = NodeName::new(accuser).expect("accuser names are validated on receipt");
+        Suspicion::new(incarnation, accuser, self.now, min, max, wanted)
+    }
+
+    fn on_suspicion_timeout(&mut self, name: &NodeName, out: &mut Vec<Output<A>>) {
+        let Some(e) = self.members.get(name.as_str()) else {
+            return;
+        };
+        let Some(s) = &e.suspicion else { return };
+        if s.deadline > self.now {
+            return; // superseded by a later suspicion at a higher incarnation
+        }
+        let (inc, addr) = (e.member.incarnation, e.member.addr.clone());
+        self.stats.deaths_declared += 1;
+        self.apply_update(
+            &Update::Dead {
+                name: name.as_str(),
+                incarnation: inc,
+                addr,
+            },
+            Source::Local,
+            out,
+        );
+    }
+
+    fn on_reap(&mut self, name: &NodeName, out: &mut Vec<Output<A>>) {
+        let Some(e) = self.members.get(name.as_str()) else {
+            return;
+        };
+        if e.reap_at.is_none_or(|t| t > self.now) {
+            return;
+        }
+        let e = self
+            .members
+            .remove(name.as_str())
+            .expect("reaped member exists");
+        out.push(Output::Event(Event::MemberRemoved(e.member)));
+    }
+
+    /// Makes room at the member table's cap by reaping the tombstone due soonest.
+    fn evict_oldest_tombstone(&mut self, out: &mut Vec<Output<A>>) -> bool {
+        let victim = self.timers.iter().find_map(|(t, timer)| match timer {
+            Timer::Reap(n) => {
+                let e = self.members.get(n.as_str())?;
+                (e.reap_at == Some(*t)).then(|| n.clone())
+            }
+            _ => None,
+        });
+        let Some(name) = victim else { return false };
+        let e = self.members.remove(name.as_str()).expect("victim exists");
+        out.push(Output::Event(Event::MemberRemoved(e.member)));
+        true
+    }
+
+    // ---------------------------------------------------------------- membership updates (SWIM §4.2)
+
+    fn validate_update(&self, u: &Update<'_, A>) -> Result<(), DropReason> {
+        let name_ok = |n: &str| !n.is_empty() && n.len() <= self.config.max_name_len;
+        if !name_ok(u.name()) {
+            return Err(DropReason::BadName);
+        }
+        match u {
+            Update::Alive { meta, .. } if meta.len() > self.config.max_meta_len => {
+                Err(DropReason::MetadataTooLarge)
+            }
+            Update::Suspect { accuser, .. } if !name_ok(accuser) => Err(DropReason::BadName),
+            _ => Ok(()),
+        }
+    }
+
+    /// Merges one claim into the table by the precedence rule, with its events, timers and
+    /// re-gossip. The claim has passed [`Node::validate_update`].
+    fn apply_update(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
+        if source != Source::Local {
+            self.stats.updates_received += 1;
+        }
+        if u.name() == self.local.name.as_str() {
+            self.on_claim_about_self(u, out);
+            return;
+        }
+        let Some(slot) = self.members.slot(u.name()) else {
+            self.learn_member(u, source, out);
+            return;
+        };
+        let m = &self.members.at(slot).member;
+        let held = (m.incarnation, m.state);
+        let claim = (u.incarnation(), u.state());
+        if overrides(claim, held) {
+            self.transition(slot, u, out);
+            self.enqueue(u);
+        } else if claim == held
+            && let Update::Suspect { accuser, .. } = u
+            && self.confirm_suspicion(slot, accuser)
+        {
+            self.enqueue(u);
+        } else {
+            self.stats.updates_stale += 1;
+        }
+    }
+
+    /// Lifeguard §4.2: an independent accuser confirms; the timeout shrinks.
+    fn confirm_suspicion(&mut self, slot: usize, accuser: &str) -> bool {
+        let e = self.members.at_mut(slot);
+        let Some(s) = e.suspicion.as_mut() else {
+            return false;
+        };
+        if !s.confirm(accuser) {
+            return false;
+        }
+        let (deadline, name) = (s.deadline, e.member.name.clone());
+        self.timers.insert((deadline, Timer::Suspicion(name)));
+        true
+    }
+
+    fn learn_member(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
+        let state = u.state();
+        if !state.is_active() && source == Source::PushPull {
+            self.stats.updates_stale += 1;
+            return;
+        }
+        if self.members.len() >= self.config.max_members && !self.evict_oldest_tombstone(out) {
+            self.stats.dropped.bump(DropReason::MemberTableFull);
+            return;
+        }
+        let name = NodeName::new(u.name()).expect("names are validated on receipt");
+        let meta = match u {
+            Update::Alive { meta, .. } => Metadata::from(*meta),
+            _ => Metadata::empty(),
+        };
+        let member = Member {
+            name: name.clone(),
+            addr: u.addr().clone(),
+            incarnation: u.incarnation(),
+            state,
+            meta,
+        };
+        let mut entry = Entry {
+            member,
+            changed_at: self.now,
+            suspicion: None,
+            reap_at: None,
+        };
+        match u {
+            Update::Alive { .. } => {
+                out.push(Output::Event(Event::MemberJoined(entry.member.clone())))
+            }
+            Update::Suspect { accuser, .. } => {
+                let s = self.new_suspicion(u.incarnation(), accuser);
+                self.timers
+                    .insert((s.deadline, Timer::Suspicion(name.clone())));
+                entry.suspicion = Some(s);
+                out.push(Output::Event(Event::MemberJoined(entry.member.clone())));
+                let accuser = NodeName::new(accuser).expect("validated");
+                out.push(Output::Event(Event::MemberSuspected {
+                    member: entry.member.clone(),
+                    accuser,
+                }));
+            }
+            _ => {
+                let at = self.now + self.config.tombstone_retention;
+                entry.reap_at = Some(at);
+                self.timers.insert((at, Timer::Reap(name.clone())));
+            }
+        }
+        self.members.insert(entry);
+        if state.is_active() {
+            self.probe_order.insert(name, &mut self.rng);
+        }
+        self.enqueue(u);
+    }
+
+    fn transition(&mut self, slot: usize, u: &Update<'_, A>, out: &mut Vec<Output<A>>) {
+        let now = self.now;
+        let new_state = u.state();
+        let e = self.members.at_mut(slot);
+        let old_state = e.member.state;
+        let mut changed = e.member.addr != *u.addr();
+        e.member.incarnation = u.incarnation();
+        e.member.addr = u.addr().clone();
+        if let Update::Alive { meta, .. } = u
+            && *meta != e.member.meta.as_bytes()
+        {
+            e.member.meta = Metadata::from(*meta);
+            changed = true;
+        }
+        if old_state != new_state {
+            e.changed_at = now;
+        }
+        e.suspicion = None;
+        e.reap_at = None;
+        let name = e.member.name.clone();
+        self.members.set_state(slot, new_state);
+        let revived = !old_state.is_active() && new_state.is_active();
+        if revived {
+            self.probe_order.insert(name.clone(), &mut self.rng);
+        }
+        let event = match u {
+            Update::Alive { .. } => match old_state {
+                MemberState::Suspect => {
+                    self.stats.suspicions_refuted += 1;
+                    Some(Event::MemberAlive(self.members.at(slot).member.clone()))
+                }
+                MemberState::Alive if changed => {
+                    Some(Event::MemberUpdated(self.members.at(slot).member.clone()))
+                }
+                MemberState::Alive => None,
+                _ => Some(Event::MemberJoined(self.members.at(slot).member.clone())),
+            },
+            Update::Suspect { accuser, .. } => {
+                let s = self.new_suspicion(u.incarnation(), accuser);
+                self.timers.insert((s.deadline, Timer::Suspicion(name)));
+                self.members.at_mut(slot).suspicion = Some(s);
+                if revived {
+                    out.push(Output::Event(Event::MemberJoined(
+                        self.members.at(slot).member.clone(),
+                    )));
+                }
+                let accuser = NodeName::new(accuser).expect("validated");
+                Some(Event::MemberSuspected {
+                    member: self.members.at(slot).member.clone(),
+                    accuser,
+                })
+            }
+            Update::Dead { .. } | Update::Left { .. } => {
+                let at = now + self.config.tombstone_retention;
+                self.members.at_mut(slot).reap_at = Some(at);
+                self.timers.insert((at, Timer::Reap(name)));
+                let m = self.members.at(slot).member.clone();
+                if new_state == MemberState::Left {
+                    Some(Event::MemberLeft(m))
+                } else {
+                    (old_state != MemberState::Dead).then_some(Event::MemberFailed(m))
+                }
+            }
+        };
+        if let Some(ev) = event {
+            out.push(Output::Event(ev));
+        }
+    }
+
+    /// SWIM §4.2: a node that hears itself suspected (or declared dead, or sees a claim from a
+    /// previous life of its name) refutes by taking a higher incarnation and gossiping alive.
+    fn on_claim_about_self(&mut self, u: &Update<'_, A>, out: &mut Vec<Output<A>>) {
+        if self.local.state == MemberState::Left {
+            return; // we are leaving; there is nothing to defend
+        }
+        let mine = self.local.incarnation;
+        let stale = match u {
+            Update::Alive {
+                incarnation,
+                addr,
+                meta,
+                ..
+            } => {
+                *incarnation < mine
+                    || (*incarnation == mine
+                        && *addr == self.local.addr
+                        && *meta == self.local.meta.as_bytes())
+            }
+            _ => u.incarnation() < mine,
+        };
+        if stale {
+            self.stats.updates_stale += 1;
+            return;
+        }
+        if let Update::Suspect {
+            accuser,
+            incarnation,
+            ..
+        } = u
+        {
+            let accuser = NodeName::new(accuser).expect("validated");
+            out.push(Output::Event(Event::LocalSuspected {
+                accuser,
+                incarnation: *incarnation,
+            }));
+        }
+        if u.state() != MemberState::Alive {
+            self.health.apply(1);
+        }
+        self.local.incarnation = u.incarnation().max(mine).saturating_add(1);
+        self.stats.local_refutations += 1;
+        out.push(Output::Event(Event::LocalRefuted {
+            claim: u.state(),
+            incarnation: self.local.incarnation,
+        }));
+        self.announce_self();
+    }
+
+    fn announce_self(&mut self) {
+        let l = &self.local;
+        let u = if l.state == MemberState::Left {
+            Update::Left {
+                name: l.name.as_str(),
+                incarnation: l.incarnation,
+                addr: l.addr.clone(),
+            }
+        } else {
+            Update::Alive {
+                name: l.name.as_str(),
+                incarnation: l.incarnation,
+                addr: l.addr.clone(),
+                meta: l.meta.as_bytes(),
+            }
+        };
+        let mut bytes = Vec::new();
+        wire::encode_into(&u, &mut bytes);
+        let name = self.local.name.clone();
+        self.stats.broadcasts_dropped += self.broadcasts.push(name, bytes) as u64;
+    }
+
+    fn enqueue(&mut self, u: &Update<'_, A>) {
+        let mut bytes = Vec::new();
+        wire::encode_into(u, &mut bytes);
+        let name = self.members.get(u.name()).map(|e| e.member.name.clone());
+        let name = name.unwrap_or_else(|| NodeName::new(u.name()).expect("validated"));
+        self.stats.broadcasts_dropped += self.broadcasts.push(name, bytes) as u64;
+    }
+
+    /// The claim this node holds about the member in `slot`, as an update.
+    fn update_for(&self, slot: usize) -> Update<'_, A> {
+        let e = self.members.at(slot);
+        let (name, incarnation, addr) = (
+            e.member.name.as_str(),
+            e.member.incarnation,
+            e.member.addr.clone(),
+        );
+        match e.member.state {
+            MemberState::Alive => Update::Alive {
+                name,
+                incarnation,
+                addr,
+                meta: e.member.meta.as_bytes(),
+            },
+            MemberState::Suspect => {
+                let accuser = e
+                    .suspicion
+                    .as_ref()
+                    .map_or(self.local.name.as_str(), |s| s.accuser().as_str());
+                Update::Suspect {
+                    name,
+                    incarnation,
+                    addr,
+                    accuser,
+                }
+            }
+            MemberState::Dead => Update::Dead {
+                name,
+                incarnation,
+                addr,
+            },
+            MemberState::Left => Update::Left {
+                name,
+                incarnation,
+                addr,
+            },
+        }
+    }
+
+    // ---------------------------------------------------------------- dissemination (SWIM §4.1)
+
+    /// Gossip round: send queued updates to `gossip_nodes` random members, including members
+    /// that died or left within `gossip_to_dead_time` so they can refute.
+    fn on_gossip_round(&mut self, out: &mut Vec<Output<A>>) {
+        let now = self.now;
+        self.next_gossip_at = now + self.config.gossip_interval;
+        if !self.broadcasts.is_empty() {
+            let ttd = self.config.gossip_to_dead_time;
+            let targets = self.pick_members(self.config.gossip_nodes, |e| {
+                e.member.state.is_active() || now.saturating_duration_since(e.changed_at) < ttd
+            });
+            for slot in targets {
+                let to = self.members.at(slot).member.addr.clone();
+                if !self.send_datagram(to, &Message::Gossip, None, true, out) {
+                    break;
+                }
+            }
+        }
+        if self.local.state == MemberState::Left
+            && !self.leave_reported
+            && (!self.broadcasts.contains(self.local.name.as_str()) || self.members.active() == 0)
+        {
+            self.leave_reported = true;
+            out.push(Output::Event(Event::LeaveComplete));
+        }
+    }
+
+    /// Up to `k` distinct random members satisfying `eligible`, as table slots. O(k) expected
+    /// on large tables; exact on small ones or when few members are eligible.
+    fn pick_members(&mut self, k: usize, eligible: impl Fn(&Entry<A>) -> bool) -> Vec<usize> {
+        let n = self.members.len();
+        let mut picked = Vec::with_capacity(k);
+        if k == 0 || n == 0 {
+            return picked;
+        }
+        if n > 4 * k + 16 {
+            for _ in 0..8 * k {
+                let i = random_index(&mut self.rng, n);
+                if !picked.contains(&i) && eligible(self.members.at(i)) {
+                    picked.push(i);
+                    if picked.len() == k {
+                        return picked;
+                    }
+                }
+            }
+            if self.members.active() * 4 >= n {
+                return picked;
+            }
+            picked.clear();
+        }
+        let mut candidates: Vec<usize> = (0..n).filter(|&i| eligible(self.members.at(i))).collect();
+        for i in 0..k.min(candidates.len()) {
+            let j = i + random_index(&mut self.rng, candidates.len() - i);
+            candidates.swap(i, j);
+            picked.push(candidates[i]);
+        }
+        picked
+    }
+
+    /// Encodes `msg`, piggybacks queued updates up to `max_packet_size` (a `priority` update
+    /// first), and emits the datagram. With `require_updates`, sends nothing if no update fits
+    /// and returns false.
+    fn send_datagram(
+        &mut self,
+        to: A,
+        msg: &Message<'_, A>,
+        priority: Option<&[u8]>,
+        require_updates: bool,
+        out: &mut Vec<Output<A>>,
+    ) -> bool {
+        let mut buf = Vec::with_capacity(128);
+        wire::write_header(&mut buf, self.config.cluster_label.as_bytes());
+        wire::encode_into(msg, &mut buf);
+        // Room for the update count: a varint of at most 5 bytes.
+        let budget = self.config.max_packet_size.saturating_sub(buf.len() + 5);
+        let mut body = core::mem::take(&mut self.scratch);
+        body.clear();
+        let mut count = 0;
+        if let Some(p) = priority.filter(|p| p.len() <= budget) {
+            body.extend_from_slice(p);
+            count += 1;
+        }
+        let limit = retransmit_limit(self.config.retransmit_mult, self.members.active() + 1);
+        count += self.broadcasts.pack(budget - body.len(), limit, &mut body);
+        if require_updates && count == 0 {
+            self.scratch = body;
+            return false;
+        }
+        wire::encode_count(count, &mut buf);
+        buf.extend_from_slice(&body);
+        self.scratch = body;
+        assert!(
+            buf.len() <= self.config.max_packet_size,
+            "datagram within max_packet_size"
+        );
+        self.stats.sent.bump(msg.kind());
+        self.stats.datagrams_sent += 1;
+        self.stats.datagram_bytes_sent += buf.len() as u64;
+        self.stats.updates_sent += count as u64;
+        out.push(Output::SendDatagram { to, bytes: buf });
+        true
+    }
+
+    // ---------------------------------------------------------------- push-pull and join
+
+    fn on_push_pull_round(&mut self, out: &mut Vec<Output<A>>) {
+        let interval =
+            push_pull_interval(self.config.push_pull_interval, self.members.active() + 1);
+        self.next_push_pull_at = Some(self.now + interval);
+        if self.local.state == MemberState::Left {
+            self.next_push_pull_at = None;
+            return;
+        }
+        if let Some(&slot) = self
+            .pick_members(1, |e| e.member.state == MemberState::Alive)
+            .first()
+        {
+            let to = self.members.at(slot).member.addr.clone();
+            self.send_push_pull(to, false, false, out);
+        }
+    }
+
+    /// Sends this node's full state (itself, live members, then tombstones), cut short at
+    /// `max_stream_message_size`.
+    fn send_push_pull(&mut self, to: A, join: bool, reply: bool, out: &mut Vec<Output<A>>) {
+        let mut buf = Vec::new();
+        wire::write_header(&mut buf, self.config.cluster_label.as_bytes());
+        let header = StreamHeader {
+            kind: StreamKind::PushPull { join, reply },
+            sender: self.local.name.as_str(),
+            sender_addr: self.local.addr.clone(),
+        };
+        wire::encode_into(&header, &mut buf);
+        let mut body = core::mem::take(&mut self.scratch);
+        body.clear();
+        let l = &self.local;
+        let me = if l.state == MemberState::Left {
+            Update::Left {
+                name: l.name.as_str(),
+                incarnation: l.incarnation,
+                addr: l.addr.clone(),
+            }
+        } else {
+            Update::Alive {
+                name: l.name.as_str(),
+                incarnation: l.incarnation,
+                addr: l.addr.clone(),
+                meta: l.meta.as_bytes(),
+            }
+        };
+        wire::encode_into(&me, &mut body);
+        let mut count = 1;
+        let limit = self
+            .config
+            .max_stream_message_size
+            .saturating_sub(buf.len() + 5);
+        'passes: for live in [true, false] {
+            for slot in 0..self.members.len() {
+                if self.members.at(slot).member.state.is_active() != live {
+                    continue;
+                }
+                let before = body.len();
+                wire::encode_into(&self.update_for(slot), &mut body);
+                if body.len() > limit {
+                    body.truncate(before);
+                    self.stats.push_pull_truncated += 1;
+                    break 'passes;
+                }
+                count += 1;
+            }
+        }
+        wire::encode_count(count, &mut buf);
+        buf.extend_from_slice(&body);
+        self.scratch = body;
+        self.stats.sent.bump(MessageKind::PushPull);
+        self.stats.streams_sent += 1;
+        self.stats.stream_bytes_sent += buf.len() as u64;
+        out.push(Output::SendStream { to, bytes: buf });
+    }
+
+    fn contact_seeds(&mut self, out: &mut Vec<Output<A>>) {
+        self.stats.join_attempts += 1;
+        for i in 0..self.seeds.len() {
+            let seed = self.seeds[i].clone();
+            self.send_push_pull(seed, true, false, out);
+        }
+    }
+
+    /// Join retries with bounded exponential backoff while unanswered, and re-contact of the
+    /// seeds whenever this node finds itself without live members.
+    fn on_join_round(&mut self, out: &mut Vec<Output<A>>) {
+        if self.local.state == MemberState::Left {
+            self.next_join_at = None;
+            return;
+        }
+        if self.join_pending || self.members.active() == 0 {
+            self.contact_seeds(out);
+            self.next_join_at = Some(self.now + self.join_backoff);
+            self.join_backoff = self
+                .join_backoff
+                .saturating_mul(2)
+                .min(self.config.join_retry_max);
+        } else {
+            self.join_backoff = self.config.join_retry_initial;
+            self.next_join_at = Some(self.now + self.config.probe_interval);
+        }
+    }
+
+    fn run_command(
+        &mut self,
+        command: Command<A>,
+        out: &mut Vec<Output<A>>,
+    ) -> Result<(), CommandError> {
+        let r = self.try_command(command, out);
+        if let Err(e) = &r {
+            out.push(Output::Event(Event::CommandRejected(e.clone())));
+        }
+        r
+    }
+
+    fn try_command(
+        &mut self,
+        command: Command<A>,
+        out: &mut Vec<Output<A>>,
+    ) -> Result<(), CommandError> {
+        if self.local.state == MemberState::Left {
+            return Err(CommandError::Left);
+        }
+        match command {
+            Command::Join { seeds } => {
+                if seeds.len() > self.config.max_members {
+                    return Err(CommandError::TooManySeeds {
+                        given: seeds.len(),
+                        max: self.config.max_members,
+                    });
+                }
+                let mut unique: Vec<A> = Vec::with_capacity(seeds.len());
+                for s in seeds {
+                    if s != self.local.addr && !unique.contains(&s) {
+                        unique.push(s);
+                    }
+                }
+                if unique.is_empty() {
+                    return Err(CommandError::NoSeeds);
+                }
+                self.seeds = unique;
+                self.join_pending = true;
+                self.join_backoff = self.config.join_retry_initial;
+                self.contact_seeds(out);
+                self.next_join_at = Some(self.now + self.join_backoff);
+                self.join_backoff = self
+                    .join_backoff
+                    .saturating_mul(2)
+                    .min(self.config.join_retry_max);
+            }
+            Command::Leave => {
+                self.local.state = MemberState::Left;
+                self.probe = None;
+                self.next_probe_at = Instant::MAX;
+                self.next_join_at = None;
+                self.next_push_pull_at = None;
+                self.announce_self();
+                if self.members.active() == 0 {
+                    self.leave_reported = true;
+                    out.push(Output::Event(Event::LeaveComplete));
+                }
+            }
+            Command::UpdateMetadata(meta) => {
+                if meta.len() > self.config.max_meta_len {
+                    return Err(CommandError::MetadataTooLarge {
+                        len: meta.len(),
+                        max: self.config.max_meta_len,
+                    });
+                }
+                self.local.meta = Metadata::from(meta);
+                self.local.incarnation = self.local.incarnation.saturating_add(1);
+                self.announce_self();
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- receiving
+
+    fn drop_packet(&mut self, from: &A, reason: DropReason, out: &mut Vec<Output<A>>) {
+        self.stats.dropped.bump(reason);
+        out.push(Output::Event(Event::PacketDropped {
+            from: from.clone(),
+            reason,
+        }));
+    }
+
+    fn on_datagram(&mut self, from: &A, bytes: &[u8], out: &mut Vec<Output<A>>) {
+        self.stats.datagrams_received += 1;
+        self.stats.datagram_bytes_received += bytes.len() as u64;
+        let dg = match wire::decode_datagram::<A>(bytes, self.config.cluster_label.as_bytes()) {
+            Ok(dg) => dg,
+            Err(e) => return self.drop_packet(from, DropReason::Decode(e), out),
+        };
+        if let Err(reason) = dg.updates.iter().try_for_each(|u| self.validate_update(u)) {
+            return self.drop_packet(from, reason, out);
+        }
+        self.stats.received.bump(dg.message.kind());
+        for u in &dg.updates {
+            self.apply_update(u, Source::Gossip, out);
+        }
+        match dg.message {
+            Message::Gossip => {}
+            Message::Ping { seq, target } => {
+                if target != self.local.name.as_str() {
+                    return self.drop_packet(from, DropReason::PingForOtherNode, out);
+                }
+                self.send_datagram(from.clone(), &Message::Ack { seq }, None, false, out);
+            }
+            Message::PingReq {
+                seq,
+                target,
+                target_addr,
+                want_nack,
+            } => {
+                if target.is_empty() || target.len() > self.config.max_name_len {
+                    return self.drop_packet(from, DropReason::BadName, out);
+                }
+                self.on_ping_req(from, seq, target, target_addr, want_nack, out);
+            }
+            Message::Ack { seq } => self.on_ack(seq, out),
+            Message::Nack { seq } => {
+                if let Some(p) = self
+                    .probe
+                    .as_mut()
+                    .filter(|p| p.seq == seq && p.indirect_sent)
+                {
+                    p.nacks += 1;
+                }
+            }
+        }
+    }
+
+    fn on_stream(&mut self, from: &A, bytes: &[u8], out: &mut Vec<Output<A>>) {
+        self.stats.streams_received += 1;
+        self.stats.stream_bytes_received += bytes.len() as u64;
+        if bytes.len() > self.config.max_stream_message_size {
+            return self.drop_packet(from, DropReason::StreamTooLarge, out);
+        }
+        let msg = match wire::decode_stream::<A>(bytes, self.config.cluster_label.as_bytes()) {
+            Ok(m) => m,
+            Err(e) => return self.drop_packet(from, DropReason::Decode(e), out),
+        };
+        if msg.header.sender == self.local.name.as_str() {
+            return self.drop_packet(from, DropReason::FromSelf, out);
+        }
+        if let Err(reason) = msg.updates.iter().try_for_each(|u| self.validate_update(u)) {
+            return self.drop_packet(from, reason, out);
+        }
+        self.stats.received.bump(MessageKind::PushPull);
+        for u in &msg.updates {
+            self.apply_update(u, Source::PushPull, out);
+        }
+        let StreamKind::PushPull { reply, .. } = msg.header.kind;
+        let sender_addr = msg.header.sender_addr;
+        if !reply {
+            self.send_push_pull(sender_addr, false, true, out);
+        } else if self.join_pending {
+            self.join_pending = false;
+            self.join_backoff = self.config.join_retry_initial;
+            out.push(Output::Event(Event::JoinCompleted { via: sender_addr }));
+        }
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
+    }
+}

@@ -1,0 +1,177 @@
+//! Counters a node keeps about its own traffic and protocol activity.
+
+use crate::wire::{DecodeError, MessageKind};
+
+/// Why an incoming packet (or part of one) was dropped. Dropping never changes state beyond
+/// the counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The packet did not decode.
+    Decode(DecodeError),
+    /// A ping named another node (the address changed hands).
+    PingForOtherNode,
+    /// A name longer than `Config::max_name_len`, or empty.
+    BadName,
+    /// Metadata longer than `Config::max_meta_len`.
+    MetadataTooLarge,
+    /// The member table is at `Config::max_members` with no tombstone to evict.
+    MemberTableFull,
+    /// Already relaying `Config::max_pending_relays` ping-reqs.
+    RelayTableFull,
+    /// A stream message larger than `Config::max_stream_message_size`.
+    StreamTooLarge,
+    /// A message that claims to come from this node itself.
+    FromSelf,
+}
+
+/// Per-message-kind counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PerKind {
+    /// Direct probes.
+    pub ping: u64,
+    /// Indirect probe requests.
+    pub ping_req: u64,
+    /// Acks, direct or relayed.
+    pub ack: u64,
+    /// Lifeguard nacks.
+    pub nack: u64,
+    /// Gossip-only datagrams.
+    pub gossip: u64,
+    /// Push-pull stream messages.
+    pub push_pull: u64,
+}
+
+impl PerKind {
+    pub(crate) fn bump(&mut self, kind: MessageKind) {
+        match kind {
+            MessageKind::Ping => self.ping += 1,
+            MessageKind::PingReq => self.ping_req += 1,
+            MessageKind::Ack => self.ack += 1,
+            MessageKind::Nack => self.nack += 1,
+            MessageKind::Gossip => self.gossip += 1,
+            MessageKind::PushPull => self.push_pull += 1,
+        }
+    }
+}
+
+/// Packets dropped, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Drops {
+    /// Truncated, malformed or trailing garbage.
+    pub malformed: u64,
+    /// Unknown protocol version.
+    pub unsupported_version: u64,
+    /// Another cluster's label.
+    pub label_mismatch: u64,
+    /// Update count larger than the packet could hold.
+    pub too_many_updates: u64,
+    /// Pings for another node.
+    pub ping_for_other_node: u64,
+    /// Empty or over-long names.
+    pub bad_name: u64,
+    /// Over-long metadata.
+    pub metadata_too_large: u64,
+    /// Member table full.
+    pub member_table_full: u64,
+    /// Relay table full.
+    pub relay_table_full: u64,
+    /// Over-large stream messages.
+    pub stream_too_large: u64,
+    /// Messages claiming to be from this node.
+    pub from_self: u64,
+}
+
+impl Drops {
+    /// Total drops of every reason.
+    pub fn total(&self) -> u64 {
+        self.malformed
+            + self.unsupported_version
+            + self.label_mismatch
+            + self.too_many_updates
+            + self.ping_for_other_node
+            + self.bad_name
+            + self.metadata_too_large
+            + self.member_table_full
+            + self.relay_table_full
+            + self.stream_too_large
+            + self.from_self
+    }
+
+    pub(crate) fn bump(&mut self, reason: DropReason) {
+        let c = match reason {
+            DropReason::Decode(DecodeError::UnsupportedVersion(_)) => &mut self.unsupported_version,
+            DropReason::Decode(DecodeError::LabelMismatch) => &mut self.label_mismatch,
+            DropReason::Decode(DecodeError::TooManyUpdates) => &mut self.too_many_updates,
+            DropReason::Decode(_) => &mut self.malformed,
+            DropReason::PingForOtherNode => &mut self.ping_for_other_node,
+            DropReason::BadName => &mut self.bad_name,
+            DropReason::MetadataTooLarge => &mut self.metadata_too_large,
+            DropReason::MemberTableFull => &mut self.member_table_full,
+            DropReason::RelayTableFull => &mut self.relay_table_full,
+            DropReason::StreamTooLarge => &mut self.stream_too_large,
+            DropReason::FromSelf => &mut self.from_self,
+        };
+        *c += 1;
+    }
+}
+
+/// Everything a node counts. Monotonic counters since the node was created.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages sent, by kind.
+    pub sent: PerKind,
+    /// Messages received and decoded, by kind.
+    pub received: PerKind,
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Bytes of datagrams sent.
+    pub datagram_bytes_sent: u64,
+    /// Datagrams received (decoded or not).
+    pub datagrams_received: u64,
+    /// Bytes of datagrams received.
+    pub datagram_bytes_received: u64,
+    /// Stream messages sent.
+    pub streams_sent: u64,
+    /// Bytes of stream messages sent.
+    pub stream_bytes_sent: u64,
+    /// Stream messages received.
+    pub streams_received: u64,
+    /// Bytes of stream messages received.
+    pub stream_bytes_received: u64,
+    /// Updates piggybacked on sent datagrams.
+    pub updates_sent: u64,
+    /// Updates received (gossip and push-pull).
+    pub updates_received: u64,
+    /// Updates received that changed nothing (stale or repeated).
+    pub updates_stale: u64,
+    /// Direct probes started.
+    pub probes: u64,
+    /// Probes that ended without an ack.
+    pub probes_failed: u64,
+    /// Ping-reqs sent to helpers.
+    pub indirect_probes: u64,
+    /// Ping-reqs relayed for other nodes.
+    pub relays: u64,
+    /// Suspicions this node raised from its own failed probes.
+    pub suspicions_raised: u64,
+    /// Suspected members seen to refute (come back alive).
+    pub suspicions_refuted: u64,
+    /// Times this node refuted claims about itself.
+    pub local_refutations: u64,
+    /// Members this node declared dead when their suspicion timed out.
+    pub deaths_declared: u64,
+    /// Updates dropped from the broadcast queue at its bound.
+    pub broadcasts_dropped: u64,
+    /// Push-pull snapshots cut short by `max_stream_message_size`.
+    pub push_pull_truncated: u64,
+    /// Join attempts (contacting the seeds).
+    pub join_attempts: u64,
+    /// Acks that matched no probe in flight (late or unknown).
+    pub unexpected_acks: u64,
+    /// Dropped packets, by reason.
+    pub dropped: Drops,
+}

@@ -1,0 +1,222 @@
+//! Suspicion: Lifeguard's dynamic suspicion timeout and the protocol's scaling formulas.
+//!
+//! All formulas use integer fixed-point logarithms so every platform computes the same
+//! deadlines from the same inputs (no floating-point libm in the core).
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::member::NodeName;
+use crate::time::Instant;
+
+/// log2(x) in Q16 fixed point (16 fractional bits), for x >= 1.
+pub(crate) fn log2_q16(x: u64) -> u64 {
+    let x = x.max(1);
+    let int = 63 - u64::from(x.leading_zeros());
+    // Mantissa in [1, 2) as Q32; each squaring yields one more fractional bit.
+    let mut m: u128 = (u128::from(x) << 32) >> int;
+    let mut frac = 0u64;
+    for bit in (0..16).rev() {
+        m = (m * m) >> 32;
+        if m >= (2u128 << 32) {
+            m >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    (int << 16) | frac
+}
+
+fn scale(d: Duration, q16: u128) -> Duration {
+    let nanos = d.as_nanos().saturating_mul(q16) >> 16;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Minimum suspicion timeout: `mult · max(1, log10 n) · probe_interval` (SWIM §4.2 with
+/// memberlist's log scaling; Lifeguard §4.2 uses it as the floor).
+pub(crate) fn min_suspicion_timeout(mult: u32, n: usize, probe_interval: Duration) -> Duration {
+    let log10_q16 = (u128::from(log2_q16(n as u64)) << 16) / u128::from(log2_q16(10));
+    let node_scale = log10_q16.max(1 << 16);
+    scale(probe_interval, node_scale * u128::from(mult))
+}
+
+/// Retransmissions of each update: `λ · ⌈log10(n + 1)⌉` (SWIM §4.1), at least λ.
+pub(crate) fn retransmit_limit(mult: u32, n: usize) -> u32 {
+    let mut digits = 0u32;
+    let mut reach = 1u64;
+    while reach < (n as u64).saturating_add(1) {
+        reach = reach.saturating_mul(10);
+        digits += 1;
+    }
+    mult.saturating_mul(digits.max(1))
+}
+
+/// Push-pull interval stretched above 32 members by `⌈log2 n − log2 32⌉ + 1`, so the cluster's
+/// total anti-entropy traffic grows slowly with its size.
+pub(crate) fn push_pull_interval(base: Duration, n: usize) -> Duration {
+    const THRESHOLD: u64 = 32;
+    let n = n as u64;
+    if n <= THRESHOLD {
+        return base;
+    }
+    let diff = log2_q16(n) - log2_q16(THRESHOLD);
+    let mult = diff.div_ceil(1 << 16) + 1;
+    base.saturating_mul(u32::try_from(mult).unwrap_or(u32::MAX))
+}
+
+/// One suspicion about one member at one incarnation (Lifeguard §4.2).
+///
+/// The timeout starts at `max` and falls toward `min` as independent accusers confirm it:
+/// `timeout(c) = max(min, max − (max − min) · log(c + 1) / log(k + 1))` for `c` confirmations
+/// out of `k` wanted. Confirmations make a true failure declared sooner; a lone, possibly
+/// unhealthy accuser has to wait the longest.
+#[derive(Clone, Debug)]
+pub(crate) struct Suspicion {
+    /// Incarnation the suspicion is about; a refutation carries a higher one.
+    pub incarnation: u64,
+    started: Instant,
+    min: Duration,
+    max: Duration,
+    wanted: u32,
+    /// The first accuser, then each distinct confirmer, at most `wanted + 1` names.
+    accusers: Vec<NodeName>,
+    /// When the member is declared dead unless refuted.
+    pub deadline: Instant,
+}
+
+impl Suspicion {
+    pub(crate) fn new(
+        incarnation: u64,
+        accuser: NodeName,
+        started: Instant,
+        min: Duration,
+        max: Duration,
+        wanted: u32,
+    ) -> Self {
+        let mut s = Suspicion {
+            incarnation,
+            started,
+            min,
+            max: max.max(min),
+            wanted,
+            accusers: alloc::vec![accuser],
+            deadline: started,
+        };
+        s.deadline = started + s.timeout();
+        s
+    }
+
+    /// Independent confirmations received so far (the first accuser excluded).
+    pub(crate) fn confirmations(&self) -> u32 {
+        (self.accusers.len() - 1) as u32
+    }
+
+    /// The first accuser.
+    pub(crate) fn accuser(&self) -> &NodeName {
+        &self.accusers[0]
+    }
+
+    fn timeout(&self) -> Duration {
+        let c = self.confirmations();
+        if self.wanted == 0 || c >= self.wanted {
+            return self.min;
+        }
+        let frac = (u128::from(log2_q16(u64::from(c) + 1)) << 16)
+            / u128::from(log2_q16(u64::from(self.wanted) + 1));
+        let span = self.max - self.min;
+        self.max - scale(span, frac).min(span)
+    }
+
+    /// Records a confirmation from `accuser`. Returns true if it was new and independent, in
+    /// which case `deadline` may have moved earlier.
+    pub(crate) fn confirm(&mut self, accuser: &str) -> bool {
+        if self.confirmations() >= self.wanted
+            || self.accusers.iter().any(|a| a.as_str() == accuser)
+        {
+            return false;
+        }
+        let Ok(name) = NodeName::new(accuser) else {
+            return false;
+        };
+        self.accusers.push(name);
+        self.deadline = self.started + self.timeout();
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_fixed_point_is_accurate() {
+        for (x, want) in [
+            (1u64, 0.0f64),
+            (2, 1.0),
+            (3, 1.58496),
+            (10, 3.32193),
+            (1000, 9.96578),
+        ] {
+            let got = log2_q16(x) as f64 / 65536.0;
+            assert!((got - want).abs() < 1e-3, "log2({x}) = {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn min_timeout_scales_with_log10_n() {
+        let i = Duration::from_secs(1);
+        assert_eq!(min_suspicion_timeout(4, 1, i), Duration::from_secs(4));
+        assert_eq!(min_suspicion_timeout(4, 10, i), Duration::from_secs(4));
+        let t = min_suspicion_timeout(4, 1000, i).as_secs_f64();
+        assert!((t - 12.0).abs() < 0.01, "{t}");
+    }
+
+    #[test]
+    fn retransmit_limit_follows_log10() {
+        assert_eq!(retransmit_limit(4, 1), 4);
+        assert_eq!(retransmit_limit(4, 9), 4);
+        assert_eq!(retransmit_limit(4, 10), 8);
+        assert_eq!(retransmit_limit(4, 99), 8);
+        assert_eq!(retransmit_limit(4, 1000), 16);
+    }
+
+    #[test]
+    fn push_pull_stretches_above_32() {
+        let b = Duration::from_secs(30);
+        assert_eq!(push_pull_interval(b, 32), b);
+        assert_eq!(push_pull_interval(b, 64), b * 2);
+        assert_eq!(push_pull_interval(b, 1000), b * 6);
+    }
+
+    /// Lifeguard §4.2: each independent confirmation shrinks the timeout toward the minimum.
+    #[test]
+    fn confirmations_shrink_the_timeout() {
+        let n = |s: &str| NodeName::new(s).unwrap();
+        let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
+        let mut s = Suspicion::new(1, n("a"), Instant::ZERO, min, max, 2);
+        assert_eq!(s.deadline, Instant::from_secs(24));
+        assert!(!s.confirm("a"), "the first accuser does not confirm itself");
+        assert!(s.confirm("b"));
+        let mid = s.deadline;
+        assert!(
+            mid < Instant::from_secs(24) && mid > Instant::from_secs(4),
+            "{mid}"
+        );
+        assert!(!s.confirm("b"), "a repeated confirmer is not independent");
+        assert!(s.confirm("c"));
+        assert_eq!(s.deadline, Instant::from_secs(4));
+        assert!(!s.confirm("d"), "no more than k confirmations are tracked");
+    }
+
+    #[test]
+    fn no_confirmations_wanted_means_minimum() {
+        let s = Suspicion::new(
+            0,
+            NodeName::new("a").unwrap(),
+            Instant::ZERO,
+            Duration::from_secs(4),
+            Duration::from_secs(24),
+            0,
+        );
+        assert_eq!(s.deadline, Instant::from_secs(4));
+    }
+}

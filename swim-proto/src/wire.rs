@@ -1,0 +1,579 @@
+//! Wire codec: packet framing, the message kinds, and bounds-checked decoding.
+//!
+//! Every packet, datagram or stream, starts with a header:
+//!
+//! ```text
+//! [version: u8 = 1][label length: u8][label bytes]
+//! ```
+//!
+//! A datagram then carries one postcard-encoded [`Message`] followed by a varint count and that
+//! many postcard-encoded [`Update`]s (the piggybacked gossip, SWIM §4.1). A stream message carries
+//! a [`StreamHeader`] followed by a varint count and that many [`Update`]s (a full membership
+//! snapshot for push-pull). Decoding borrows names and metadata from the input, checks every
+//! length and count against the bytes that remain before allocating, and returns errors as
+//! values: it never panics on any input.
+
+use alloc::vec::Vec;
+use core::fmt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::member::MemberState;
+
+/// Version byte that starts every packet. Packets with another version are dropped and counted.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Smallest encoded size of one [`Update`], used to bound counts before allocating.
+const MIN_UPDATE_LEN: usize = 4;
+
+/// The primary message of a datagram.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "A: Deserialize<'de>"))]
+#[non_exhaustive]
+pub enum Message<'a, A> {
+    /// No primary message: the datagram only carries piggybacked updates (a gossip round).
+    Gossip,
+    /// SWIM §3.1 direct probe. `target` names the intended receiver so a node that took over
+    /// an address does not answer for its previous owner.
+    Ping {
+        /// Sequence number echoed in the ack.
+        seq: u32,
+        /// Name of the node being probed.
+        target: &'a str,
+    },
+    /// SWIM §3.1 indirect probe request: ping `target` at `target_addr` and relay its ack.
+    PingReq {
+        /// The requester's sequence number, echoed in the relayed ack or nack.
+        seq: u32,
+        /// Name of the node to probe.
+        target: &'a str,
+        /// Where to probe it.
+        target_addr: A,
+        /// Whether to answer with a nack if the target stays silent (Lifeguard §4.3).
+        want_nack: bool,
+    },
+    /// Answer to a ping, or a relayed answer to a ping-req.
+    Ack {
+        /// Sequence number of the ping or ping-req answered.
+        seq: u32,
+    },
+    /// Lifeguard §4.3: a helper reached no answer from the target, but is itself alive; lets
+    /// the requester tell its own trouble from the target's.
+    Nack {
+        /// Sequence number of the ping-req answered.
+        seq: u32,
+    },
+}
+
+impl<A> Message<'_, A> {
+    /// The message kind, for statistics.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Gossip => MessageKind::Gossip,
+            Message::Ping { .. } => MessageKind::Ping,
+            Message::PingReq { .. } => MessageKind::PingReq,
+            Message::Ack { .. } => MessageKind::Ack,
+            Message::Nack { .. } => MessageKind::Nack,
+        }
+    }
+}
+
+/// A membership update: a claim about one member, disseminated by piggybacking (SWIM §4.1)
+/// and merged by the precedence rule of SWIM §4.2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "A: Deserialize<'de>"))]
+#[non_exhaustive]
+pub enum Update<'a, A> {
+    /// The member is alive at `incarnation`, reachable at `addr`, with metadata `meta`.
+    Alive {
+        /// Member name.
+        name: &'a str,
+        /// Incarnation of the claim.
+        incarnation: u64,
+        /// Member address.
+        addr: A,
+        /// Member metadata.
+        meta: &'a [u8],
+    },
+    /// `accuser` suspects the member at `incarnation`.
+    Suspect {
+        /// Member name.
+        name: &'a str,
+        /// Incarnation of the claim.
+        incarnation: u64,
+        /// Member address, so a member first heard of through a suspicion can be probed.
+        addr: A,
+        /// Who raised or confirmed the suspicion (Lifeguard §4.2 counts distinct accusers).
+        accuser: &'a str,
+    },
+    /// The member was declared dead at `incarnation`.
+    Dead {
+        /// Member name.
+        name: &'a str,
+        /// Incarnation of the claim.
+        incarnation: u64,
+        /// Member address.
+        addr: A,
+    },
+    /// The member left gracefully at `incarnation`.
+    Left {
+        /// Member name.
+        name: &'a str,
+        /// Incarnation of the claim.
+        incarnation: u64,
+        /// Member address.
+        addr: A,
+    },
+}
+
+impl<'a, A> Update<'a, A> {
+    /// The member the claim is about.
+    pub fn name(&self) -> &'a str {
+        match self {
+            Update::Alive { name, .. }
+            | Update::Suspect { name, .. }
+            | Update::Dead { name, .. }
+            | Update::Left { name, .. } => name,
+        }
+    }
+
+    /// The claim's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        match self {
+            Update::Alive { incarnation, .. }
+            | Update::Suspect { incarnation, .. }
+            | Update::Dead { incarnation, .. }
+            | Update::Left { incarnation, .. } => *incarnation,
+        }
+    }
+
+    /// The state claimed.
+    pub fn state(&self) -> MemberState {
+        match self {
+            Update::Alive { .. } => MemberState::Alive,
+            Update::Suspect { .. } => MemberState::Suspect,
+            Update::Dead { .. } => MemberState::Dead,
+            Update::Left { .. } => MemberState::Left,
+        }
+    }
+
+    /// The member's address carried by the claim.
+    pub fn addr(&self) -> &A {
+        match self {
+            Update::Alive { addr, .. }
+            | Update::Suspect { addr, .. }
+            | Update::Dead { addr, .. }
+            | Update::Left { addr, .. } => addr,
+        }
+    }
+}
+
+/// What a stream message is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StreamKind {
+    /// Push-pull anti-entropy (SWIM §4.1 extension, as in memberlist): the sender's full state.
+    /// `join` marks a join request; `reply` marks the answer, which is not answered again.
+    PushPull {
+        /// Sent by a joining node to a seed.
+        join: bool,
+        /// An answer to a push-pull request.
+        reply: bool,
+    },
+}
+
+/// Header of a stream message; the sender's address is explicit because a stream's source
+/// port is not the sender's listening address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "A: Deserialize<'de>"))]
+pub struct StreamHeader<'a, A> {
+    /// Purpose of the message.
+    pub kind: StreamKind,
+    /// Sender's name.
+    pub sender: &'a str,
+    /// Sender's listening address, where any reply goes.
+    pub sender_addr: A,
+}
+
+/// Message kinds, for per-kind statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum MessageKind {
+    /// [`Message::Ping`].
+    Ping,
+    /// [`Message::PingReq`].
+    PingReq,
+    /// [`Message::Ack`].
+    Ack,
+    /// [`Message::Nack`].
+    Nack,
+    /// [`Message::Gossip`].
+    Gossip,
+    /// A push-pull stream message.
+    PushPull,
+}
+
+/// Why a packet could not be decoded. The packet is dropped and counted; nothing changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The packet is empty or shorter than its header.
+    Truncated,
+    /// The version byte is not [`PROTOCOL_VERSION`].
+    UnsupportedVersion(u8),
+    /// The cluster label differs from this node's.
+    LabelMismatch,
+    /// A field does not decode (bad enum tag, bad UTF-8, length past the end...).
+    Malformed,
+    /// The declared update count cannot fit in the bytes that remain.
+    TooManyUpdates,
+    /// Bytes remain after the last update.
+    TrailingBytes,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("packet truncated"),
+            DecodeError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
+            DecodeError::LabelMismatch => f.write_str("cluster label mismatch"),
+            DecodeError::Malformed => f.write_str("malformed field"),
+            DecodeError::TooManyUpdates => f.write_str("update count exceeds packet size"),
+            DecodeError::TrailingBytes => f.write_str("trailing bytes after last update"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+/// A decoded datagram: one primary message and the updates piggybacked on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Datagram<'a, A> {
+    /// The primary message.
+    pub message: Message<'a, A>,
+    /// Piggybacked membership updates, in packet order.
+    pub updates: Vec<Update<'a, A>>,
+}
+
+/// A decoded stream message: header and membership snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamMessage<'a, A> {
+    /// Purpose and sender.
+    pub header: StreamHeader<'a, A>,
+    /// The sender's membership, itself included.
+    pub updates: Vec<Update<'a, A>>,
+}
+
+/// Writes the packet header (version and cluster label) at the end of `out`.
+pub fn write_header(out: &mut Vec<u8>, label: &[u8]) {
+    debug_assert!(label.len() <= crate::config::MAX_LABEL_LEN);
+    out.push(PROTOCOL_VERSION);
+    out.push(label.len() as u8);
+    out.extend_from_slice(label);
+}
+
+/// Appends the postcard encoding of `value` to `out`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let buf = core::mem::take(out);
+    // Invariant: postcard into a growable Vec fails only if a Serialize impl fails, and the
+    // types encoded here (ours plus the Address type) have infallible impls.
+    *out = postcard::to_extend(value, buf).expect("postcard encoding into a Vec is infallible");
+}
+
+/// Appends a varint-encoded count to `out`.
+pub(crate) fn encode_count(count: usize, out: &mut Vec<u8>) {
+    encode_into(&(count as u32), out);
+}
+
+/// Checks the header and returns the payload that follows it.
+pub fn read_header<'a>(bytes: &'a [u8], label: &[u8]) -> Result<&'a [u8], DecodeError> {
+    let (&version, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let (&len, rest) = rest.split_first().ok_or(DecodeError::Truncated)?;
+    let len = usize::from(len);
+    if rest.len() < len {
+        return Err(DecodeError::Truncated);
+    }
+    let (got, rest) = rest.split_at(len);
+    if got != label {
+        return Err(DecodeError::LabelMismatch);
+    }
+    Ok(rest)
+}
+
+fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {
+    postcard::take_from_bytes(bytes).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => DecodeError::Truncated,
+        _ => DecodeError::Malformed,
+    })
+}
+
+fn read_updates<'a, A: DeserializeOwned>(
+    mut rest: &'a [u8],
+) -> Result<Vec<Update<'a, A>>, DecodeError> {
+    let (count, tail) = take::<u32>(rest)?;
+    rest = tail;
+    let count = count as usize;
+    if count > rest.len() / MIN_UPDATE_LEN {
+        return Err(DecodeError::TooManyUpdates);
+    }
+    let mut updates = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (update, tail) = take::<Update<'a, A>>(rest)?;
+        updates.push(update);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    Ok(updates)
+}
+
+/// Decodes a datagram, checking version and cluster label. Allocates at most one `Vec` of
+/// borrowed updates, sized by what the input can actually hold.
+pub fn decode_datagram<'a, A: DeserializeOwned>(
+    bytes: &'a [u8],
+    label: &[u8],
+) -> Result<Datagram<'a, A>, DecodeError> {
+    let rest = read_header(bytes, label)?;
+    let (message, rest) = take::<Message<'a, A>>(rest)?;
+    let updates = read_updates(rest)?;
+    Ok(Datagram { message, updates })
+}
+
+/// Decodes a stream message, checking version and cluster label.
+pub fn decode_stream<'a, A: DeserializeOwned>(
+    bytes: &'a [u8],
+    label: &[u8],
+) -> Result<StreamMessage<'a, A>, DecodeError> {
+    let rest = read_header(bytes, label)?;
+    let (header, rest) = take::<StreamHeader<'a, A>>(rest)?;
+    let updates = read_updates(rest)?;
+    Ok(StreamMessage { header, updates })
+}
+
+/// Encodes a complete datagram (used by tests, fuzzers and tools; the node packs its own
+/// datagrams up to `max_packet_size`).
+pub fn encode_datagram<A: Serialize>(
+    label: &[u8],
+    message: &Message<'_, A>,
+    updates: &[Update<'_, A>],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_header(&mut out, label);
+    encode_into(message, &mut out);
+    encode_count(updates.len(), &mut out);
+    for u in updates {
+        encode_into(u, &mut out);
+    }
+    out
+}
+
+/// Encodes a complete stream message.
+pub fn encode_stream<A: Serialize>(
+    label: &[u8],
+    header: &StreamHeader<'_, A>,
+    updates: &[Update<'_, A>],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_header(&mut out, label);
+    encode_into(header, &mut out);
+    encode_count(updates.len(), &mut out);
+    for u in updates {
+        encode_into(u, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    #[test]
+    fn header_rejects_version_and_label() {
+        let pkt = encode_datagram::<u32>(b"prod", &Message::Ack { seq: 7 }, &[]);
+        assert!(decode_datagram::<u32>(&pkt, b"prod").is_ok());
+        assert_eq!(
+            decode_datagram::<u32>(&pkt, b"test").unwrap_err(),
+            DecodeError::LabelMismatch
+        );
+        let mut bad = pkt.clone();
+        bad[0] = 9;
+        assert_eq!(
+            decode_datagram::<u32>(&bad, b"prod").unwrap_err(),
+            DecodeError::UnsupportedVersion(9)
+        );
+        assert_eq!(
+            decode_datagram::<u32>(&[], b"").unwrap_err(),
+            DecodeError::Truncated
+        );
+        let mut trailing = pkt.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode_datagram::<u32>(&trailing, b"prod").unwrap_err(),
+            DecodeError::TrailingBytes
+        );
+    }
+
+    #[test]
+    fn huge_declared_count_is_rejected_before_allocating() {
+        let mut pkt = Vec::new();
+        write_header(&mut pkt, b"");
+        encode_into(&Message::<u32>::Gossip, &mut pkt);
+        encode_count(u32::MAX as usize, &mut pkt);
+        pkt.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            decode_datagram::<u32>(&pkt, b"").unwrap_err(),
+            DecodeError::TooManyUpdates
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum OwnedUpdate {
+        Alive(String, u64, u32, Vec<u8>),
+        Suspect(String, u64, u32, String),
+        Dead(String, u64, u32),
+        Left(String, u64, u32),
+    }
+
+    impl OwnedUpdate {
+        fn borrow(&self) -> Update<'_, u32> {
+            match self {
+                OwnedUpdate::Alive(n, i, a, m) => Update::Alive {
+                    name: n,
+                    incarnation: *i,
+                    addr: *a,
+                    meta: m,
+                },
+                OwnedUpdate::Suspect(n, i, a, by) => Update::Suspect {
+                    name: n,
+                    incarnation: *i,
+                    addr: *a,
+                    accuser: by,
+                },
+                OwnedUpdate::Dead(n, i, a) => Update::Dead {
+                    name: n,
+                    incarnation: *i,
+                    addr: *a,
+                },
+                OwnedUpdate::Left(n, i, a) => Update::Left {
+                    name: n,
+                    incarnation: *i,
+                    addr: *a,
+                },
+            }
+        }
+    }
+
+    fn owned_update() -> impl Strategy<Value = OwnedUpdate> {
+        let name = "[a-z0-9-]{1,40}";
+        prop_oneof![
+            (
+                name,
+                any::<u64>(),
+                any::<u32>(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(n, i, a, m)| OwnedUpdate::Alive(n, i, a, m)),
+            (name, any::<u64>(), any::<u32>(), name)
+                .prop_map(|(n, i, a, b)| OwnedUpdate::Suspect(n, i, a, b)),
+            (name, any::<u64>(), any::<u32>()).prop_map(|(n, i, a)| OwnedUpdate::Dead(n, i, a)),
+            (name, any::<u64>(), any::<u32>()).prop_map(|(n, i, a)| OwnedUpdate::Left(n, i, a)),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum OwnedMessage {
+        Gossip,
+        Ping(u32, String),
+        PingReq(u32, String, u32, bool),
+        Ack(u32),
+        Nack(u32),
+    }
+
+    fn owned_message() -> impl Strategy<Value = OwnedMessage> {
+        prop_oneof![
+            Just(OwnedMessage::Gossip),
+            (any::<u32>(), "[a-z]{1,30}").prop_map(|(s, t)| OwnedMessage::Ping(s, t)),
+            (any::<u32>(), "[a-z]{1,30}", any::<u32>(), any::<bool>())
+                .prop_map(|(s, t, a, n)| OwnedMessage::PingReq(s, t, a, n)),
+            any::<u32>().prop_map(OwnedMessage::Ack),
+            any::<u32>().prop_map(OwnedMessage::Nack),
+        ]
+    }
+
+    impl OwnedMessage {
+        fn borrow(&self) -> Message<'_, u32> {
+            match self {
+                OwnedMessage::Gossip => Message::Gossip,
+                OwnedMessage::Ping(seq, t) => Message::Ping {
+                    seq: *seq,
+                    target: t,
+                },
+                OwnedMessage::PingReq(seq, t, a, n) => Message::PingReq {
+                    seq: *seq,
+                    target: t,
+                    target_addr: *a,
+                    want_nack: *n,
+                },
+                OwnedMessage::Ack(seq) => Message::Ack { seq: *seq },
+                OwnedMessage::Nack(seq) => Message::Nack { seq: *seq },
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn datagram_round_trips(
+            label in "[a-z]{0,12}",
+            msg in owned_message(),
+            ups in proptest::collection::vec(owned_update(), 0..20),
+        ) {
+            let updates: Vec<_> = ups.iter().map(OwnedUpdate::borrow).collect();
+            let bytes = encode_datagram(label.as_bytes(), &msg.borrow(), &updates);
+            let back = decode_datagram::<u32>(&bytes, label.as_bytes()).unwrap();
+            prop_assert_eq!(back.message, msg.borrow());
+            prop_assert_eq!(back.updates, updates);
+        }
+
+        #[test]
+        fn stream_round_trips(
+            join in any::<bool>(), reply in any::<bool>(),
+            ups in proptest::collection::vec(owned_update(), 0..50),
+        ) {
+            let updates: Vec<_> = ups.iter().map(OwnedUpdate::borrow).collect();
+            let header = StreamHeader { kind: StreamKind::PushPull { join, reply }, sender: "n1", sender_addr: 9u32 };
+            let bytes = encode_stream(b"", &header, &updates);
+            let back = decode_stream::<u32>(&bytes, b"").unwrap();
+            prop_assert_eq!(back.header, header);
+            prop_assert_eq!(back.updates, updates);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_datagram::<u32>(&bytes, b"");
+            let _ = decode_stream::<u32>(&bytes, b"");
+            let mut framed = vec![PROTOCOL_VERSION, 0];
+            framed.extend_from_slice(&bytes);
+            let _ = decode_datagram::<u32>(&framed, b"");
+            let _ = decode_stream::<u32>(&framed, b"");
+        }
+
+        #[test]
+        fn truncated_packets_are_errors(
+            msg in owned_message(),
+            ups in proptest::collection::vec(owned_update(), 1..5),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let updates: Vec<_> = ups.iter().map(OwnedUpdate::borrow).collect();
+            let bytes = encode_datagram(b"", &msg.borrow(), &updates);
+            let cut = cut.index(bytes.len());
+            prop_assert!(decode_datagram::<u32>(&bytes[..cut], b"").is_err());
+        }
+    }
+}
