@@ -307,7 +307,8 @@ mod tests {
 
     #[test]
     fn validate_names_the_offending_field() {
-        let cases: [(&str, fn(&mut Config)); 8] = [
+        type Mutation = fn(&mut Config);
+        let cases: [(&str, Mutation); 8] = [
             ("probe_interval", |c| c.probe_interval = Duration::ZERO),
             ("probe_timeout", |c| c.probe_timeout = c.probe_interval),
             ("max_packet_size", |c| c.max_packet_size = 100),
