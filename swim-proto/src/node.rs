@@ -375,10 +375,10 @@ impl<A: Address> Node<A> {
                 best = (t, d);
             }
         };
-        if let Some(p) = &self.probe {
-            if !p.indirect_sent {
-                consider(p.indirect_at, Due::Indirect);
-            }
+        if let Some(p) = &self.probe
+            && !p.indirect_sent
+        {
+            consider(p.indirect_at, Due::Indirect);
         }
         consider(self.next_gossip_at, Due::Gossip);
         if let Some(t) = self.next_push_pull_at {
@@ -472,10 +472,10 @@ impl<A: Address> Node<A> {
     fn next_probe_target(&mut self) -> Option<usize> {
         for _ in 0..2 {
             while let Some(name) = self.probe_order.next() {
-                if let Some(slot) = self.members.slot(name.as_str()) {
-                    if self.members.at(slot).member.state.is_active() {
-                        return Some(slot);
-                    }
+                if let Some(slot) = self.members.slot(name.as_str())
+                    && self.members.at(slot).member.state.is_active()
+                {
+                    return Some(slot);
                 }
             }
             if self.members.active() == 0 {
