@@ -242,12 +242,11 @@ impl Driver {
         self.node.handle_into(Input::Tick, self.now, &mut self.out);
         self.acks.clear();
         for o in &self.out {
-            if let Output::SendDatagram { to, bytes } = o {
-                if let Ok(dg) = wire::decode_datagram::<u32>(bytes, LABEL) {
-                    if let Message::Ping { seq, .. } = dg.message {
-                        self.acks.push((*to, seq));
-                    }
-                }
+            if let Output::SendDatagram { to, bytes } = o
+                && let Ok(dg) = wire::decode_datagram::<u32>(bytes, LABEL)
+                && let Message::Ping { seq, .. } = dg.message
+            {
+                self.acks.push((*to, seq));
             }
         }
         for i in 0..self.acks.len() {
