@@ -12,6 +12,7 @@ use crate::time::Instant;
 /// config replays a node exactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Deserialize<'de>"))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum Input<A> {
     /// A datagram arrived from `from`.
@@ -37,6 +38,7 @@ pub enum Input<A> {
 
 /// Application commands. Misuse is rejected with a [`CommandError`] and changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum Command<A> {
     /// Join a cluster through these seed addresses: push-pull with each, retried with bounded

@@ -73,7 +73,8 @@
 #![deny(missing_docs)]
 
 extern crate alloc;
-#[cfg(test)]
+// Tests, and the fuzzing-only `arbitrary` feature (whose derives name `std`), link std.
+#[cfg(any(test, feature = "arbitrary"))]
 extern crate std;
 
 mod config;
