@@ -9,10 +9,20 @@ use serde::{Deserialize, Serialize};
 use crate::config::MAX_NAME_LEN;
 
 /// A member's unique name: non-empty UTF-8, at most 255 bytes (a node's config may lower the
-/// bound). Cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// bound). Names up to 22 bytes are stored inline with no allocation; longer ones are shared.
+/// Cheap to clone.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct NodeName(Arc<str>);
+pub struct NodeName(NameRepr);
+
+/// Longest name stored inline.
+const INLINE_NAME: usize = 22;
+
+#[derive(Clone)]
+enum NameRepr {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Shared(Arc<str>),
+}
 
 /// A rejected node name; nothing was created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,12 +64,51 @@ impl NodeName {
                 max: MAX_NAME_LEN,
             });
         }
-        Ok(NodeName(Arc::from(name)))
+        if name.len() <= INLINE_NAME {
+            let mut bytes = [0; INLINE_NAME];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            return Ok(NodeName(NameRepr::Inline {
+                len: name.len() as u8,
+                bytes,
+            }));
+        }
+        Ok(NodeName(NameRepr::Shared(Arc::from(name))))
     }
 
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            NameRepr::Inline { len, bytes } => core::str::from_utf8(&bytes[..usize::from(*len)])
+                .expect("inline names are copied from valid UTF-8"),
+            NameRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for NodeName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for NodeName {}
+
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NodeName {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl core::hash::Hash for NodeName {
+    /// Hashes as the `str` does, so maps keyed by names can be queried with `&str`.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -79,38 +128,38 @@ impl TryFrom<&str> for NodeName {
 
 impl From<NodeName> for String {
     fn from(n: NodeName) -> String {
-        String::from(&*n.0)
+        String::from(n.as_str())
     }
 }
 
 impl Borrow<str> for NodeName {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for NodeName {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 /// Application bytes attached to a member (role, version, ports...). Bounded by
-/// `Config::max_meta_len`. Cheap to clone.
+/// `Config::max_meta_len`. Cheap to clone; empty metadata allocates nothing.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Metadata(Arc<[u8]>);
+pub struct Metadata(Option<Arc<[u8]>>);
 
 impl Metadata {
     /// Empty metadata.
@@ -120,44 +169,44 @@ impl Metadata {
 
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_deref().unwrap_or(&[])
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_bytes().len()
     }
 
     /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 }
 
 impl From<&[u8]> for Metadata {
     fn from(b: &[u8]) -> Self {
-        Metadata(Arc::from(b))
+        Metadata((!b.is_empty()).then(|| Arc::from(b)))
     }
 }
 
 impl From<alloc::vec::Vec<u8>> for Metadata {
     fn from(b: alloc::vec::Vec<u8>) -> Self {
-        Metadata(Arc::from(b))
+        Metadata((!b.is_empty()).then(|| Arc::from(b)))
     }
 }
 
 impl fmt::Debug for Metadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match core::str::from_utf8(&self.0) {
+        match core::str::from_utf8(self.as_bytes()) {
             Ok(s) => write!(f, "{s:?}"),
-            Err(_) => write!(f, "{} bytes", self.0.len()),
+            Err(_) => write!(f, "{} bytes", self.len()),
         }
     }
 }
 
 impl Serialize for Metadata {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+        s.serialize_bytes(self.as_bytes())
     }
 }
 
@@ -252,6 +301,7 @@ pub struct Member<A> {
 mod tests {
     use super::*;
     use MemberState::*;
+    use alloc::string::ToString;
 
     /// SWIM §4.2 precedence, the whole table: (new, held, overrides?).
     #[test]
@@ -303,5 +353,21 @@ mod tests {
             Err(NameError::TooLong { len: 256, max: 255 })
         );
         assert_eq!(NodeName::new("a").unwrap().as_str(), "a");
+    }
+
+    #[test]
+    fn inline_and_shared_names_behave_alike() {
+        let short = NodeName::new("node-1").unwrap();
+        let long = NodeName::new("a-rather-long-node-name-on-the-heap").unwrap();
+        assert!(matches!(short.0, NameRepr::Inline { .. }));
+        assert!(matches!(long.0, NameRepr::Shared(_)));
+        assert_eq!(short.as_str(), "node-1");
+        assert_eq!(long.to_string(), "a-rather-long-node-name-on-the-heap");
+        assert!(long < short);
+        assert_eq!(core::mem::size_of::<NodeName>(), 24);
+        assert!(
+            Metadata::from(&b""[..]).0.is_none(),
+            "empty metadata allocates nothing"
+        );
     }
 }

@@ -1,11 +1,30 @@
 //! The member table: every known member with its state, bounded by `Config::max_members`.
+//!
+//! Compact by design, since a simulator holds n² entries: about 80 bytes per entry with the
+//! address type `u32` (names up to 22 bytes inline, empty metadata unallocated, the rare
+//! suspicion boxed), plus a 4-byte slot in the name index.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::hash::BuildHasher;
 
-use crate::Map;
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
 use crate::member::{Member, MemberState};
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
+
+/// The deadline attached to a member, which depends on its state.
+#[derive(Debug, Clone)]
+pub(crate) enum Pending {
+    /// Alive: nothing pending.
+    None,
+    /// Suspect: declared dead when the suspicion times out.
+    Suspicion(Box<Suspicion>),
+    /// Dead or left: the tombstone is reaped at this instant.
+    Reap(Instant),
+}
 
 /// One member and the protocol state kept about it.
 #[derive(Debug, Clone)]
@@ -13,10 +32,31 @@ pub(crate) struct Entry<A> {
     pub member: Member<A>,
     /// When `member.state` last changed (for gossip to the recently dead).
     pub changed_at: Instant,
-    /// The running suspicion, present exactly when the state is `Suspect`.
-    pub suspicion: Option<Suspicion>,
-    /// When the tombstone is reaped, present exactly when the state is `Dead` or `Left`.
-    pub reap_at: Option<Instant>,
+    /// Suspicion for suspects, reap deadline for tombstones.
+    pub pending: Pending,
+}
+
+impl<A> Entry<A> {
+    pub(crate) fn suspicion(&self) -> Option<&Suspicion> {
+        match &self.pending {
+            Pending::Suspicion(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn suspicion_mut(&mut self) -> Option<&mut Suspicion> {
+        match &mut self.pending {
+            Pending::Suspicion(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn reap_at(&self) -> Option<Instant> {
+        match self.pending {
+            Pending::Reap(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// Members in slots with a name index. Slot order is deterministic (insertion order with
@@ -24,15 +64,18 @@ pub(crate) struct Entry<A> {
 #[derive(Debug)]
 pub(crate) struct MemberTable<A> {
     entries: Vec<Entry<A>>,
-    index: Map<crate::member::NodeName, usize>,
+    /// Slots, hashed by the name of the entry they point to.
+    index: HashTable<u32>,
+    hasher: FixedState,
     counts: [usize; 4],
 }
 
 impl<A> MemberTable<A> {
-    pub(crate) fn new(index: Map<crate::member::NodeName, usize>) -> Self {
+    pub(crate) fn new(hasher: FixedState) -> Self {
         MemberTable {
             entries: Vec::new(),
-            index,
+            index: HashTable::new(),
+            hasher,
             counts: [0; 4],
         }
     }
@@ -52,7 +95,11 @@ impl<A> MemberTable<A> {
     }
 
     pub(crate) fn slot(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        let hash = self.hasher.hash_one(name);
+        let entries = &self.entries;
+        self.index
+            .find(hash, |&s| entries[s as usize].member.name.as_str() == name)
+            .map(|&s| s as usize)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Entry<A>> {
@@ -76,22 +123,36 @@ impl<A> MemberTable<A> {
     }
 
     pub(crate) fn insert(&mut self, entry: Entry<A>) -> usize {
+        assert!(
+            self.slot(entry.member.name.as_str()).is_none(),
+            "member table invariant: names are unique"
+        );
         let slot = self.entries.len();
-        let prev = self.index.insert(entry.member.name.clone(), slot);
-        assert!(prev.is_none(), "member table invariant: names are unique");
+        let hash = self.hasher.hash_one(entry.member.name.as_str());
         self.counts[usize::from(entry.member.state.rank())] += 1;
         self.entries.push(entry);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.insert_unique(hash, slot as u32, |&s| {
+            hasher.hash_one(entries[s as usize].member.name.as_str())
+        });
         slot
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> Option<Entry<A>> {
-        let slot = self.index.remove(name)?;
+        let slot = self.slot(name)?;
+        let hash = self.hasher.hash_one(name);
+        self.index
+            .find_entry(hash, |&s| s as usize == slot)
+            .expect("indexed slot is found by its own name")
+            .remove();
         let entry = self.entries.swap_remove(slot);
         if let Some(moved) = self.entries.get(slot) {
+            let old = self.entries.len() as u32;
+            let hash = self.hasher.hash_one(moved.member.name.as_str());
             *self
                 .index
-                .get_mut(moved.member.name.as_str())
-                .expect("moved member is indexed") = slot;
+                .find_mut(hash, |&s| s == old)
+                .expect("moved member is indexed") = slot as u32;
         }
         self.counts[usize::from(entry.member.state.rank())] -= 1;
         Some(entry)
@@ -99,6 +160,14 @@ impl<A> MemberTable<A> {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry<A>> {
         self.entries.iter()
+    }
+
+    /// Gives back memory after a bulk merge grew the table by doubling: keeps at most 1/8 spare.
+    pub(crate) fn trim(&mut self) {
+        let len = self.entries.len();
+        if self.entries.capacity() > len + len / 4 + 16 {
+            self.entries.shrink_to(len + len / 8);
+        }
     }
 }
 
@@ -117,25 +186,51 @@ mod tests {
                 meta: Metadata::empty(),
             },
             changed_at: Instant::ZERO,
-            suspicion: None,
-            reap_at: None,
+            pending: Pending::None,
         }
     }
 
     #[test]
     fn counts_and_index_survive_swap_removal() {
-        let mut t = MemberTable::new(Map::with_hasher(foldhash::fast::FixedState::with_seed(3)));
+        let mut t = MemberTable::new(FixedState::with_seed(3));
         t.insert(entry("a", MemberState::Alive));
         t.insert(entry("b", MemberState::Dead));
         t.insert(entry("c", MemberState::Alive));
         assert_eq!(t.active(), 2);
         t.remove("a").unwrap();
         assert_eq!(t.get("c").unwrap().member.name.as_str(), "c");
+        assert_eq!(t.get("b").unwrap().member.name.as_str(), "b");
         assert_eq!(t.count(MemberState::Dead), 1);
         let slot = t.slot("c").unwrap();
         t.set_state(slot, MemberState::Suspect);
         assert_eq!(t.count(MemberState::Suspect), 1);
         assert_eq!(t.count(MemberState::Alive), 0);
         assert!(t.remove("a").is_none());
+    }
+
+    #[test]
+    fn many_inserts_and_removes_keep_the_index_exact() {
+        let mut t = MemberTable::new(FixedState::with_seed(9));
+        for i in 0..500 {
+            t.insert(entry(&alloc::format!("m{i}"), MemberState::Alive));
+        }
+        for i in (0..500).step_by(3) {
+            assert!(t.remove(&alloc::format!("m{i}")).is_some());
+        }
+        for i in 0..500 {
+            let present = t.get(&alloc::format!("m{i}")).is_some();
+            assert_eq!(present, i % 3 != 0, "m{i}");
+        }
+        t.trim();
+        assert_eq!(t.len(), 333);
+    }
+
+    #[test]
+    fn entries_are_compact() {
+        assert!(
+            core::mem::size_of::<Entry<u32>>() <= 88,
+            "{}",
+            core::mem::size_of::<Entry<u32>>()
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The node: SWIM with Lifeguard's extensions as one deterministic state machine.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::fmt::Debug;
@@ -17,7 +18,7 @@ use crate::dissemination::BroadcastQueue;
 use crate::health::LocalHealth;
 use crate::io::{Command, CommandError, Event, Identity, Input, Output};
 use crate::member::{Member, MemberState, Metadata, NodeName, overrides};
-use crate::membership::{Entry, MemberTable};
+use crate::membership::{Entry, MemberTable, Pending};
 use crate::probe::{ProbeInFlight, ProbeOrder, Relay, random_index};
 use crate::stats::{DropReason, Stats};
 use crate::suspicion::{Suspicion, min_suspicion_timeout, push_pull_interval, retransmit_limit};
@@ -56,12 +57,14 @@ enum Due {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
+enum Source<'a> {
     /// Piggybacked on a datagram.
     Gossip,
-    /// A push-pull snapshot: tombstones of members we never knew are not adopted, so that
-    /// snapshots cannot keep reaped members alive forever.
-    PushPull,
+    /// A push-pull snapshot from `sender`. Tombstones of members we never knew are not adopted,
+    /// so snapshots cannot keep reaped members alive forever; members new to us are not
+    /// re-gossiped (the snapshot's sender already spreads them), except the sender itself, whose
+    /// arrival is news. Changes to members we knew are re-gossiped: anti-entropy found a gap.
+    PushPull { sender: &'a str },
     /// Raised by this node.
     Local,
 }
@@ -127,7 +130,7 @@ impl<A: Address> Node<A> {
         let mut hasher = || foldhash::fast::FixedState::with_seed(rng.next_u64());
         let (h1, h2, h3) = (hasher(), hasher(), hasher());
         Ok(Node {
-            members: MemberTable::new(Map::with_hasher(h1)),
+            members: MemberTable::new(h1),
             relays: Map::with_hasher(h2),
             broadcasts: BroadcastQueue::new(config.max_broadcast_queue, h3),
             health: LocalHealth::new(config.max_local_health),
@@ -307,18 +310,18 @@ impl<A: Address> Node<A> {
         for e in self.members.iter() {
             counts[usize::from(e.member.state.rank())] += 1;
             assert_eq!(
-                e.suspicion.is_some(),
+                e.suspicion().is_some(),
                 e.member.state == MemberState::Suspect,
                 "suspicion present exactly for suspect members ({})",
                 e.member.name
             );
             assert_eq!(
-                e.reap_at.is_some(),
+                e.reap_at().is_some(),
                 matches!(e.member.state, MemberState::Dead | MemberState::Left),
                 "reap deadline present exactly for tombstones ({})",
                 e.member.name
             );
-            if let Some(s) = &e.suspicion {
+            if let Some(s) = e.suspicion() {
                 assert_eq!(
                     s.incarnation, e.member.incarnation,
                     "suspicion matches incarnation"
@@ -644,7 +647,7 @@ impl<A: Address> Node<A> {
         let Some(e) = self.members.get(name.as_str()) else {
             return;
         };
-        let Some(s) = &e.suspicion else { return };
+        let Some(s) = e.suspicion() else { return };
         if s.deadline > self.now {
             return; // superseded by a later suspicion at a higher incarnation
         }
@@ -665,7 +668,7 @@ impl<A: Address> Node<A> {
         let Some(e) = self.members.get(name.as_str()) else {
             return;
         };
-        if e.reap_at.is_none_or(|t| t > self.now) {
+        if e.reap_at().is_none_or(|t| t > self.now) {
             return;
         }
         let e = self
@@ -680,7 +683,7 @@ impl<A: Address> Node<A> {
         let victim = self.timers.iter().find_map(|(t, timer)| match timer {
             Timer::Reap(n) => {
                 let e = self.members.get(n.as_str())?;
-                (e.reap_at == Some(*t)).then(|| n.clone())
+                (e.reap_at() == Some(*t)).then(|| n.clone())
             }
             _ => None,
         });
@@ -708,7 +711,7 @@ impl<A: Address> Node<A> {
 
     /// Merges one claim into the table by the precedence rule, with its events, timers and
     /// re-gossip. The claim has passed [`Node::validate_update`].
-    fn apply_update(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
+    fn apply_update(&mut self, u: &Update<'_, A>, source: Source<'_>, out: &mut Vec<Output<A>>) {
         if source != Source::Local {
             self.stats.updates_received += 1;
         }
@@ -739,7 +742,7 @@ impl<A: Address> Node<A> {
     /// Lifeguard §4.2: an independent accuser confirms; the timeout shrinks.
     fn confirm_suspicion(&mut self, slot: usize, accuser: &str) -> bool {
         let e = self.members.at_mut(slot);
-        let Some(s) = e.suspicion.as_mut() else {
+        let Some(s) = e.suspicion_mut() else {
             return false;
         };
         if !s.confirm(accuser) {
@@ -750,9 +753,10 @@ impl<A: Address> Node<A> {
         true
     }
 
-    fn learn_member(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
+    fn learn_member(&mut self, u: &Update<'_, A>, source: Source<'_>, out: &mut Vec<Output<A>>) {
         let state = u.state();
-        if !state.is_active() && source == Source::PushPull {
+        let from_snapshot = matches!(source, Source::PushPull { .. });
+        if !state.is_active() && from_snapshot {
             self.stats.updates_stale += 1;
             return;
         }
@@ -775,8 +779,7 @@ impl<A: Address> Node<A> {
         let mut entry = Entry {
             member,
             changed_at: self.now,
-            suspicion: None,
-            reap_at: None,
+            pending: Pending::None,
         };
         match u {
             Update::Alive { .. } => {
@@ -786,7 +789,7 @@ impl<A: Address> Node<A> {
                 let s = self.new_suspicion(u.incarnation(), accuser);
                 self.timers
                     .insert((s.deadline, Timer::Suspicion(name.clone())));
-                entry.suspicion = Some(s);
+                entry.pending = Pending::Suspicion(Box::new(s));
                 out.push(Output::Event(Event::MemberJoined(entry.member.clone())));
                 let accuser = NodeName::new(accuser).expect("validated");
                 out.push(Output::Event(Event::MemberSuspected {
@@ -796,7 +799,7 @@ impl<A: Address> Node<A> {
             }
             _ => {
                 let at = self.now + self.config.tombstone_retention;
-                entry.reap_at = Some(at);
+                entry.pending = Pending::Reap(at);
                 self.timers.insert((at, Timer::Reap(name.clone())));
             }
         }
@@ -804,7 +807,9 @@ impl<A: Address> Node<A> {
         if state.is_active() {
             self.probe_order.insert(name, &mut self.rng);
         }
-        self.enqueue(u);
+        if !from_snapshot || source == (Source::PushPull { sender: u.name() }) {
+            self.enqueue(u);
+        }
     }
 
     fn transition(&mut self, slot: usize, u: &Update<'_, A>, out: &mut Vec<Output<A>>) {
@@ -824,8 +829,7 @@ impl<A: Address> Node<A> {
         if old_state != new_state {
             e.changed_at = now;
         }
-        e.suspicion = None;
-        e.reap_at = None;
+        e.pending = Pending::None;
         let name = e.member.name.clone();
         self.members.set_state(slot, new_state);
         let revived = !old_state.is_active() && new_state.is_active();
@@ -847,7 +851,7 @@ impl<A: Address> Node<A> {
             Update::Suspect { accuser, .. } => {
                 let s = self.new_suspicion(u.incarnation(), accuser);
                 self.timers.insert((s.deadline, Timer::Suspicion(name)));
-                self.members.at_mut(slot).suspicion = Some(s);
+                self.members.at_mut(slot).pending = Pending::Suspicion(Box::new(s));
                 if revived {
                     out.push(Output::Event(Event::MemberJoined(
                         self.members.at(slot).member.clone(),
@@ -861,7 +865,7 @@ impl<A: Address> Node<A> {
             }
             Update::Dead { .. } | Update::Left { .. } => {
                 let at = now + self.config.tombstone_retention;
-                self.members.at_mut(slot).reap_at = Some(at);
+                self.members.at_mut(slot).pending = Pending::Reap(at);
                 self.timers.insert((at, Timer::Reap(name)));
                 let m = self.members.at(slot).member.clone();
                 if new_state == MemberState::Left {
@@ -972,8 +976,7 @@ impl<A: Address> Node<A> {
             },
             MemberState::Suspect => {
                 let accuser = e
-                    .suspicion
-                    .as_ref()
+                    .suspicion()
                     .map_or(self.local.name.as_str(), |s| s.accuser().as_str());
                 Update::Suspect {
                     name,
@@ -1351,9 +1354,13 @@ impl<A: Address> Node<A> {
             return self.drop_packet(from, reason, out);
         }
         self.stats.received.bump(MessageKind::PushPull);
+        let source = Source::PushPull {
+            sender: msg.header.sender,
+        };
         for u in &msg.updates {
-            self.apply_update(u, Source::PushPull, out);
+            self.apply_update(u, source, out);
         }
+        self.members.trim();
         let StreamKind::PushPull { reply, .. } = msg.header.kind;
         let sender_addr = msg.header.sender_addr;
         if !reply {
