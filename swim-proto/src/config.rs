@@ -22,7 +22,7 @@ pub const MAX_LABEL_LEN: usize = 255;
 #[non_exhaustive]
 pub struct Config {
     /// Time between probe rounds (SWIM §3.1 protocol period). Stretched by local health
-    /// (Lifeguard §4.3). Default 1 s.
+    /// (Lifeguard §IV-A). Default 1 s.
     pub probe_interval: Duration,
     /// How long to wait for a direct ack before asking helpers (SWIM §3.1). Must be below
     /// `probe_interval`. Stretched by local health. Default 500 ms.
@@ -33,13 +33,13 @@ pub struct Config {
     /// Default 4.
     pub retransmit_mult: u32,
     /// Multiplier of the minimum suspicion timeout, `suspicion_mult·max(1, log10 n)·probe_interval`
-    /// (SWIM §4.2, Lifeguard §4.2). Also sets the confirmations wanted: `suspicion_mult − 2`.
+    /// (SWIM §4.2, Lifeguard §IV-B). Also sets the confirmations wanted: `suspicion_mult − 2`.
     /// Default 4.
     pub suspicion_mult: u32,
     /// The suspicion timeout starts at this multiple of the minimum and shrinks with each
-    /// independent confirmation (Lifeguard §4.2). Default 6.
+    /// independent confirmation (Lifeguard §IV-B). Default 6.
     pub suspicion_max_timeout_mult: u32,
-    /// Upper bound of the local health multiplier (Lifeguard §4.3): the health score runs
+    /// Upper bound of the local health multiplier (Lifeguard §IV-A): the health score runs
     /// 0..`max_local_health`, and probe interval and timeout are scaled by `score + 1`.
     /// Default 8.
     pub max_local_health: u32,

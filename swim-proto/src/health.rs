@@ -1,4 +1,4 @@
-//! Local health awareness (Lifeguard §4.3): a node that misses acks, nacks or has to refute
+//! Local health awareness (Lifeguard §IV-A): a node that misses acks, nacks or has to refute
 //! suspicions about itself is probably the slow one, so it probes less eagerly.
 
 use core::time::Duration;

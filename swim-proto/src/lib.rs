@@ -53,11 +53,14 @@
 //!
 //! # Errors vs panics
 //!
-//! - Garbage from the network is never an error: it is dropped, counted in
-//!   [`Stats::dropped`] and reported as [`Event::PacketDropped`].
+//! - Garbage from the network is never an error: a packet that fails to decode or validate is
+//!   dropped whole, counted in [`Stats::dropped`] and reported as [`Event::PacketDropped`]. A
+//!   well-formed announcement refused because the member table is full is counted
+//!   (`dropped.member_table_full`) without an event.
 //! - Misuse of the API returns a typed error: [`ConfigError`] from [`Node::new`],
 //!   [`CommandError`] from [`Node::command`] (also reported as [`Event::CommandRejected`] when a
-//!   command comes through [`Node::handle`]). A rejected call changes nothing.
+//!   command comes through [`Node::handle`]). A rejected command changes nothing; timers that
+//!   were already due still fire first, as on any input.
 //! - A broken internal invariant panics, with a message naming it.
 //!
 //! # Protocol

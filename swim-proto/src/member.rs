@@ -271,11 +271,17 @@ impl MemberState {
 
 /// Whether a claim `(new_incarnation, new_state)` about a member replaces the claim held.
 ///
-/// SWIM §4.2: alive(i) overrides suspect(j) iff i > j; suspect(i) overrides alive(j) iff
-/// i >= j; dead overrides alive and suspect of the same or lower incarnation. These rules are
-/// one total order on `(incarnation, rank)` with alive < suspect < dead < left, which makes the
-/// member table a max-register per member: the same set of claims applied in any order gives
-/// the same table. Graceful leave outranks dead so a departure is never reported as a failure.
+/// SWIM §4.2 gives alive(i) over suspect(j) iff i > j and suspect(i) over alive(j) iff i >= j.
+/// For dead, the paper's Confirm message overrides any incarnation; like memberlist, this core
+/// lets dead override alive and suspect only of the same or lower incarnation, so a member that
+/// already refuted (higher incarnation) is not killed by a stale declaration. Graceful leave
+/// outranks dead at the same incarnation, so a departure is never reported as a failure; only a
+/// higher incarnation (a rejoin) overrides dead or left.
+///
+/// All of this is one total order on `(incarnation, rank)` with alive < suspect < dead < left,
+/// which makes each member's entry a max-register: gossiped claims merge the same in any order.
+/// (Two policies sit outside the order: push-pull snapshots do not adopt tombstones of members
+/// never known, and tombstones are eventually reaped.)
 pub fn overrides(new: (u64, MemberState), held: (u64, MemberState)) -> bool {
     (new.0, new.1.rank()) > (held.0, held.1.rank())
 }

@@ -57,14 +57,14 @@ enum Due {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source<'a> {
+enum Source {
     /// Piggybacked on a datagram.
     Gossip,
-    /// A push-pull snapshot from `sender`. Tombstones of members we never knew are not adopted,
-    /// so snapshots cannot keep reaped members alive forever; members new to us are not
-    /// re-gossiped (the snapshot's sender already spreads them), except the sender itself, whose
-    /// arrival is news. Changes to members we knew are re-gossiped: anti-entropy found a gap.
-    PushPull { sender: &'a str },
+    /// A push-pull snapshot. Tombstones of members we never knew are not adopted, so snapshots
+    /// cannot keep reaped members alive forever. Members new to us are re-gossiped (anti-entropy
+    /// found a gap, likely shared by our neighbours) unless the snapshot is the answer to our own
+    /// join: that one is news only to us, and re-gossiping it would cost every join O(n) updates.
+    PushPull { join_reply: bool },
     /// Raised by this node.
     Local,
 }
@@ -401,7 +401,9 @@ impl<A: Address> Node<A> {
     fn fire_due(&mut self, out: &mut Vec<Output<A>>) {
         loop {
             let (at, due) = self.earliest();
-            if at > self.now {
+            // `Instant::MAX` means "never": deadlines saturate there, and firing them at a `now`
+            // of `MAX` would re-arm them at `MAX` forever.
+            if at > self.now || at == Instant::MAX {
                 return;
             }
             match due {
@@ -443,7 +445,7 @@ impl<A: Address> Node<A> {
         };
         let member = &self.members.at(slot).member;
         let (target, addr) = (member.name.clone(), member.addr.clone());
-        // Lifeguard §5 (buddy system): a suspect target hears of its suspicion first thing.
+        // Lifeguard §IV-C (buddy system): a suspect target hears of its suspicion first thing.
         let buddy = (member.state == MemberState::Suspect).then(|| {
             let mut b = Vec::new();
             wire::encode_into(&self.update_for(slot), &mut b);
@@ -519,7 +521,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// The period ended without an ack: adjust local health (Lifeguard §4.3) and suspect.
+    /// The period ended without an ack: adjust local health (Lifeguard §IV-A) and suspect.
     fn on_probe_failed(&mut self, p: ProbeInFlight<A>, out: &mut Vec<Output<A>>) {
         self.stats.probes_failed += 1;
         let missed = if p.expected_nacks > 0 {
@@ -588,7 +590,7 @@ impl<A: Address> Node<A> {
             return;
         }
         let own = self.next_seq();
-        let deadline = self.now + self.config.probe_timeout;
+        let deadline = self.now + self.relay_timeout();
         self.relays.insert(
             own,
             Relay {
@@ -609,6 +611,16 @@ impl<A: Address> Node<A> {
         );
     }
 
+    /// How long a helper waits for the target before sending its nack (Lifeguard §IV-A): the
+    /// requester sends ping-reqs `probe_timeout` into its period and judges the probe at the
+    /// period's end, so the nack must come back within `probe_interval − probe_timeout`. The
+    /// helper waits 80% of that window (at most `probe_timeout`), leaving the rest for the trip
+    /// back. A requester with a poor health score has a longer window, so this is conservative.
+    fn relay_timeout(&self) -> Duration {
+        let window = self.config.probe_interval - self.config.probe_timeout;
+        (window * 4 / 5).min(self.config.probe_timeout)
+    }
+
     fn on_relay_timeout(&mut self, seq: u32, out: &mut Vec<Output<A>>) {
         if self.relays.get(&seq).is_none_or(|r| r.deadline > self.now) {
             return;
@@ -627,7 +639,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    // ---------------------------------------------------------------- suspicion (SWIM §4.2, Lifeguard §4.2)
+    // ---------------------------------------------------------------- suspicion (SWIM §4.2, Lifeguard §IV-B)
 
     fn new_suspicion(&mut self, incarnation: u64, accuser: &str) -> Suspicion {
         let n = self.members.active() + 1;
@@ -711,7 +723,7 @@ impl<A: Address> Node<A> {
 
     /// Merges one claim into the table by the precedence rule, with its events, timers and
     /// re-gossip. The claim has passed [`Node::validate_update`].
-    fn apply_update(&mut self, u: &Update<'_, A>, source: Source<'_>, out: &mut Vec<Output<A>>) {
+    fn apply_update(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
         if source != Source::Local {
             self.stats.updates_received += 1;
         }
@@ -739,7 +751,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Lifeguard §4.2: an independent accuser confirms; the timeout shrinks.
+    /// Lifeguard §IV-B: an independent accuser confirms; the timeout shrinks.
     fn confirm_suspicion(&mut self, slot: usize, accuser: &str) -> bool {
         let e = self.members.at_mut(slot);
         let Some(s) = e.suspicion_mut() else {
@@ -753,10 +765,9 @@ impl<A: Address> Node<A> {
         true
     }
 
-    fn learn_member(&mut self, u: &Update<'_, A>, source: Source<'_>, out: &mut Vec<Output<A>>) {
+    fn learn_member(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
         let state = u.state();
-        let from_snapshot = matches!(source, Source::PushPull { .. });
-        if !state.is_active() && from_snapshot {
+        if !state.is_active() && matches!(source, Source::PushPull { .. }) {
             self.stats.updates_stale += 1;
             return;
         }
@@ -807,7 +818,7 @@ impl<A: Address> Node<A> {
         if state.is_active() {
             self.probe_order.insert(name, &mut self.rng);
         }
-        if !from_snapshot || source == (Source::PushPull { sender: u.name() }) {
+        if source != (Source::PushPull { join_reply: true }) {
             self.enqueue(u);
         }
     }
@@ -1107,7 +1118,8 @@ impl<A: Address> Node<A> {
     fn on_push_pull_round(&mut self, out: &mut Vec<Output<A>>) {
         let interval =
             push_pull_interval(self.config.push_pull_interval, self.members.active() + 1);
-        self.next_push_pull_at = Some(self.now + interval);
+        // A zero interval disables periodic rounds; the early round after a join still runs.
+        self.next_push_pull_at = (!interval.is_zero()).then(|| self.now + interval);
         if self.local.state == MemberState::Left {
             self.next_push_pull_at = None;
             return;
@@ -1354,20 +1366,29 @@ impl<A: Address> Node<A> {
             return self.drop_packet(from, reason, out);
         }
         self.stats.received.bump(MessageKind::PushPull);
+        let StreamKind::PushPull { join, reply } = msg.header.kind;
         let source = Source::PushPull {
-            sender: msg.header.sender,
+            join_reply: join && reply,
         };
         for u in &msg.updates {
             self.apply_update(u, source, out);
         }
         self.members.trim();
-        let StreamKind::PushPull { reply, .. } = msg.header.kind;
         let sender_addr = msg.header.sender_addr;
         if !reply {
-            self.send_push_pull(sender_addr, false, true, out);
+            // The answer echoes `join` so the joiner can tell its join snapshot apart.
+            self.send_push_pull(sender_addr, join, true, out);
         } else if self.join_pending {
             self.join_pending = false;
             self.join_backoff = self.config.join_retry_initial;
+            // Members that joined concurrently were gossiped while few knew of us; one early
+            // anti-entropy round, once their epidemics have run, fills that gap.
+            let limit = retransmit_limit(self.config.retransmit_mult, self.members.active() + 1);
+            let settle = self.config.gossip_interval.saturating_mul(limit);
+            let early = self.now + settle;
+            if self.next_push_pull_at.is_none_or(|t| t > early) {
+                self.next_push_pull_at = Some(early);
+            }
             out.push(Output::Event(Event::JoinCompleted { via: sender_addr }));
         }
     }

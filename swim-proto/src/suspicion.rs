@@ -32,7 +32,7 @@ fn scale(d: Duration, q16: u128) -> Duration {
 }
 
 /// Minimum suspicion timeout: `mult · max(1, log10 n) · probe_interval` (SWIM §4.2 with
-/// memberlist's log scaling; Lifeguard §4.2 uses it as the floor).
+/// memberlist's log scaling; Lifeguard §IV-B uses it as the floor).
 pub(crate) fn min_suspicion_timeout(mult: u32, n: usize, probe_interval: Duration) -> Duration {
     let log10_q16 = (u128::from(log2_q16(n as u64)) << 16) / u128::from(log2_q16(10));
     let node_scale = log10_q16.max(1 << 16);
@@ -63,7 +63,7 @@ pub(crate) fn push_pull_interval(base: Duration, n: usize) -> Duration {
     base.saturating_mul(u32::try_from(mult).unwrap_or(u32::MAX))
 }
 
-/// One suspicion about one member at one incarnation (Lifeguard §4.2).
+/// One suspicion about one member at one incarnation (Lifeguard §IV-B).
 ///
 /// The timeout starts at `max` and falls toward `min` as independent accusers confirm it:
 /// `timeout(c) = max(min, max − (max − min) · log(c + 1) / log(k + 1))` for `c` confirmations
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(push_pull_interval(b, 1000), b * 6);
     }
 
-    /// Lifeguard §4.2: each independent confirmation shrinks the timeout toward the minimum.
+    /// Lifeguard §IV-B: each independent confirmation shrinks the timeout toward the minimum.
     #[test]
     fn confirmations_shrink_the_timeout() {
         let n = |s: &str| NodeName::new(s).unwrap();

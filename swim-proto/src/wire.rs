@@ -49,7 +49,7 @@ pub enum Message<'a, A> {
         target: &'a str,
         /// Where to probe it.
         target_addr: A,
-        /// Whether to answer with a nack if the target stays silent (Lifeguard §4.3).
+        /// Whether to answer with a nack if the target stays silent (Lifeguard §IV-A).
         want_nack: bool,
     },
     /// Answer to a ping, or a relayed answer to a ping-req.
@@ -57,7 +57,7 @@ pub enum Message<'a, A> {
         /// Sequence number of the ping or ping-req answered.
         seq: u32,
     },
-    /// Lifeguard §4.3: a helper reached no answer from the target, but is itself alive; lets
+    /// Lifeguard §IV-A: a helper reached no answer from the target, but is itself alive; lets
     /// the requester tell its own trouble from the target's.
     Nack {
         /// Sequence number of the ping-req answered.
@@ -103,7 +103,7 @@ pub enum Update<'a, A> {
         incarnation: u64,
         /// Member address, so a member first heard of through a suspicion can be probed.
         addr: A,
-        /// Who raised or confirmed the suspicion (Lifeguard §4.2 counts distinct accusers).
+        /// Who raised or confirmed the suspicion (Lifeguard §IV-B counts distinct accusers).
         accuser: &'a str,
     },
     /// The member was declared dead at `incarnation`.

@@ -394,7 +394,7 @@ fn ping_for_another_node_is_not_answered() {
     assert_eq!(ack, Some(Message::Ack { seq: 2 }));
 }
 
-/// Lifeguard §4.3: a helper that gets no answer from the target sends a nack to the requester.
+/// Lifeguard §IV-A: a helper that gets no answer from the target sends a nack to the requester.
 #[test]
 fn relay_without_answer_sends_a_nack() {
     let mut n = node("helper", 0, Config::lan());
@@ -428,7 +428,7 @@ fn relay_without_answer_sends_a_nack() {
             _ => None,
         })
         .expect("helper pings the target");
-    let out = n.handle(Input::Tick, t + Duration::from_millis(600));
+    let out = n.handle(Input::Tick, t + Duration::from_millis(400));
     let nack = out.iter().any(|o| {
         matches!(o, Output::SendDatagram { to: 3, bytes }
         if wire::decode_datagram::<u32>(bytes, b"").unwrap().message == Message::Nack { seq: 77 })
@@ -456,6 +456,19 @@ fn time_going_backwards_is_clamped() {
     n.handle(Input::Tick, Instant::from_secs(5));
     assert_eq!(n.now(), Instant::from_secs(10));
     assert!(n.next_deadline() >= Instant::from_secs(10));
+}
+
+/// `Instant::MAX` is "never": ticking there returns instead of re-arming timers forever.
+#[test]
+fn a_tick_at_the_end_of_time_returns() {
+    let mut n = node("a", 0, Config::lan());
+    n.handle(
+        Input::Command(Command::Join { seeds: vec![1] }),
+        Instant::ZERO,
+    );
+    n.handle(Input::Tick, Instant::MAX);
+    n.handle(Input::Tick, Instant::MAX);
+    assert_eq!(n.now(), Instant::MAX);
 }
 
 #[derive(Clone, Debug)]
