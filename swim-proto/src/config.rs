@@ -3,6 +3,7 @@
 use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
+use serde::{Deserialize, Serialize};
 
 /// Largest packet a UDP datagram can carry over IPv4 (65,535 − 8 − 20 bytes).
 pub const MAX_DATAGRAM_SIZE: usize = 65_507;
@@ -18,14 +19,21 @@ pub const MAX_LABEL_LEN: usize = 255;
 ///
 /// Durations are wall-clock intervals measured on the driver's [`Instant`](crate::Instant)s.
 /// Defaults below are those of [`Config::lan`], which is also `Config::default()`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Config` is (de)serializable: in human-readable formats (TOML, JSON) durations are strings such
+/// as `"500ms"`, `"1.5s"` or `"2m"`, missing fields take the `lan()` default and unknown fields are
+/// rejected by name; in binary formats (traces) durations are nanoseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// Time between probe rounds (SWIM §3.1 protocol period). Stretched by local health
     /// (Lifeguard §IV-A). Default 1 s.
+    #[serde(with = "duration")]
     pub probe_interval: Duration,
     /// How long to wait for a direct ack before asking helpers (SWIM §3.1). Must be below
     /// `probe_interval`. Stretched by local health. Default 500 ms.
+    #[serde(with = "duration")]
     pub probe_timeout: Duration,
     /// Helpers asked to probe a target indirectly with ping-req (SWIM §3.1, `k`). Default 3.
     pub indirect_checks: usize,
@@ -45,23 +53,29 @@ pub struct Config {
     pub max_local_health: u32,
     /// Time between gossip rounds that send queued updates to random members (SWIM §4.1).
     /// Default 200 ms.
+    #[serde(with = "duration")]
     pub gossip_interval: Duration,
     /// Members each gossip round sends to. Default 3.
     pub gossip_nodes: usize,
     /// How long recently dead or departed members still receive gossip, so they learn what
     /// was said about them and can refute. Default 30 s.
+    #[serde(with = "duration")]
     pub gossip_to_dead_time: Duration,
     /// Time between push-pull anti-entropy exchanges with one random member; stretched above
     /// 32 members by `⌈log2 n − log2 32⌉ + 1`. Zero disables periodic push-pull (joins still
     /// use it). Default 30 s.
+    #[serde(with = "duration")]
     pub push_pull_interval: Duration,
     /// How long dead and departed members stay as tombstones, so stale gossip cannot bring
     /// them back, before they are reaped. Default 60 s.
+    #[serde(with = "duration")]
     pub tombstone_retention: Duration,
     /// First delay before re-contacting seeds when a join gets no answer, or when the node finds
     /// itself alone; doubles on each attempt up to `join_retry_max`. Default 1 s.
+    #[serde(with = "duration")]
     pub join_retry_initial: Duration,
     /// Cap of the join retry backoff. Default 30 s.
+    #[serde(with = "duration")]
     pub join_retry_max: Duration,
     /// Largest datagram the node sends, in bytes; piggybacked updates fill packets up to it.
     /// 512..=65,507. Default 1400 (fits a 1500-byte Ethernet MTU with room for headers).
@@ -85,6 +99,99 @@ pub struct Config {
     /// Cluster label carried in every packet; packets with another label are dropped, so two
     /// clusters sharing a network never merge. At most 255 bytes. Default empty.
     pub cluster_label: String,
+}
+
+/// Serde for durations: `"1.5s"`-style strings when human readable, nanoseconds otherwise.
+pub mod duration {
+    use core::fmt;
+    use core::time::Duration;
+    use serde::{Deserializer, Serializer, de};
+
+    /// Formats a duration with the largest unit that keeps it exact (`"1s"`, `"250ms"`, `"90s"`).
+    pub fn format(d: Duration, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = d.as_nanos();
+        for (unit, scale) in [("s", 1_000_000_000u128), ("ms", 1_000_000), ("us", 1_000)] {
+            if n >= scale && n % scale == 0 {
+                return write!(f, "{}{unit}", n / scale);
+            }
+        }
+        write!(f, "{n}ns")
+    }
+
+    /// Parses `"<number><unit>"`, unit one of `ns`, `us`, `ms`, `s`, `m`, `h`; the number may
+    /// have a fractional part (`"1.5s"`).
+    pub fn parse(s: &str) -> Result<Duration, &'static str> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or("missing unit (ns, us, ms, s, m, h)")?;
+        let (num, unit) = s.split_at(split);
+        let scale: u128 = match unit.trim() {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err("unknown unit (use ns, us, ms, s, m or h)"),
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if int.is_empty() && frac.is_empty() {
+            return Err("missing number");
+        }
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| "bad number")?
+        };
+        let mut nanos = int.checked_mul(scale).ok_or("too large")?;
+        let mut place = scale;
+        for c in frac.chars() {
+            let digit = c.to_digit(10).ok_or("bad number")? as u128;
+            place /= 10;
+            nanos += digit * place;
+        }
+        u64::try_from(nanos)
+            .map(Duration::from_nanos)
+            .map_err(|_| "too large")
+    }
+
+    /// Serializes a duration.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            struct Show(Duration);
+            impl fmt::Display for Show {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    format(self.0, f)
+                }
+            }
+            s.collect_str(&Show(*d))
+        } else {
+            s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        }
+    }
+
+    /// Deserializes a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"500ms\" or \"1.5s\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse(v).map_err(|why| E::custom(alloc::format!("invalid duration {v:?}: {why}")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration::from_nanos(v))
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_str(V)
+        } else {
+            d.deserialize_u64(V)
+        }
+    }
 }
 
 impl Default for Config {
@@ -303,6 +410,33 @@ mod tests {
         ] {
             c.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn durations_parse_and_format() {
+        assert_eq!(duration::parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration::parse("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration::parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration::parse(" 250us "), Ok(Duration::from_micros(250)));
+        assert!(duration::parse("5").is_err());
+        assert!(duration::parse("5 parsecs").is_err());
+        assert!(duration::parse("s").is_err());
+        struct Show(Duration);
+        impl fmt::Display for Show {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                duration::format(self.0, f)
+            }
+        }
+        assert_eq!(Show(Duration::from_millis(1500)).to_string(), "1500ms");
+        assert_eq!(Show(Duration::from_secs(30)).to_string(), "30s");
+    }
+
+    #[test]
+    fn config_round_trips_through_postcard() {
+        let mut c = Config::wan();
+        c.cluster_label = "prod".into();
+        let bytes = postcard::to_allocvec(&c).unwrap();
+        assert_eq!(postcard::from_bytes::<Config>(&bytes).unwrap(), c);
     }
 
     #[test]

@@ -91,6 +91,7 @@ mod probe;
 mod stats;
 mod suspicion;
 mod time;
+pub mod trace;
 pub mod wire;
 
 pub use config::{

@@ -959,7 +959,16 @@ impl<A: Address> Node<A> {
         let mut bytes = Vec::new();
         wire::encode_into(&u, &mut bytes);
         let name = self.local.name.clone();
+        self.queue_broadcast(name, bytes);
+    }
+
+    /// Queues an encoded update and makes sure a gossip round is coming: an idle node (empty
+    /// queue) has no gossip timer at all, so it wakes only for probes.
+    fn queue_broadcast(&mut self, name: NodeName, bytes: Vec<u8>) {
         self.stats.broadcasts_dropped += self.broadcasts.push(name, bytes) as u64;
+        if self.next_gossip_at == Instant::MAX && self.started {
+            self.next_gossip_at = self.now + self.config.gossip_interval;
+        }
     }
 
     fn enqueue(&mut self, u: &Update<'_, A>) {
@@ -967,7 +976,7 @@ impl<A: Address> Node<A> {
         wire::encode_into(u, &mut bytes);
         let name = self.members.get(u.name()).map(|e| e.member.name.clone());
         let name = name.unwrap_or_else(|| NodeName::new(u.name()).expect("validated"));
-        self.stats.broadcasts_dropped += self.broadcasts.push(name, bytes) as u64;
+        self.queue_broadcast(name, bytes);
     }
 
     /// The claim this node holds about the member in `slot`, as an update.
@@ -1034,6 +1043,9 @@ impl<A: Address> Node<A> {
         {
             self.leave_reported = true;
             out.push(Output::Event(Event::LeaveComplete));
+        }
+        if self.broadcasts.is_empty() {
+            self.next_gossip_at = Instant::MAX; // re-armed by the next queued update
         }
     }
 
