@@ -111,7 +111,7 @@ pub mod duration {
     pub fn format(d: Duration, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = d.as_nanos();
         for (unit, scale) in [("s", 1_000_000_000u128), ("ms", 1_000_000), ("us", 1_000)] {
-            if n >= scale && n % scale == 0 {
+            if n >= scale && n.is_multiple_of(scale) {
                 return write!(f, "{}{unit}", n / scale);
             }
         }

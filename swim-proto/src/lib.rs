@@ -96,6 +96,7 @@ pub mod wire;
 
 pub use config::{
     Config, ConfigError, MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MIN_DATAGRAM_SIZE,
+    duration,
 };
 pub use io::{Command, CommandError, Event, Identity, Input, Output};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};

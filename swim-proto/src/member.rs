@@ -85,9 +85,19 @@ impl NodeName {
     }
 }
 
+impl NodeName {
+    /// The name's UTF-8 bytes, without re-validating inline names (hot paths compare these).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            NameRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            NameRepr::Shared(s) => s.as_bytes(),
+        }
+    }
+}
+
 impl PartialEq for NodeName {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -100,8 +110,9 @@ impl PartialOrd for NodeName {
 }
 
 impl Ord for NodeName {
+    /// UTF-8 byte order, which is the order of the strings.
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 

@@ -94,11 +94,15 @@ impl<A> MemberTable<A> {
         self.count(MemberState::Alive) + self.count(MemberState::Suspect)
     }
 
+    /// Names are hashed and compared as bytes: no UTF-8 re-validation on the hot path.
     pub(crate) fn slot(&self, name: &str) -> Option<usize> {
+        let name = name.as_bytes();
         let hash = self.hasher.hash_one(name);
         let entries = &self.entries;
         self.index
-            .find(hash, |&s| entries[s as usize].member.name.as_str() == name)
+            .find(hash, |&s| {
+                entries[s as usize].member.name.as_bytes() == name
+            })
             .map(|&s| s as usize)
     }
 
@@ -128,19 +132,19 @@ impl<A> MemberTable<A> {
             "member table invariant: names are unique"
         );
         let slot = self.entries.len();
-        let hash = self.hasher.hash_one(entry.member.name.as_str());
+        let hash = self.hasher.hash_one(entry.member.name.as_bytes());
         self.counts[usize::from(entry.member.state.rank())] += 1;
         self.entries.push(entry);
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(hash, slot as u32, |&s| {
-            hasher.hash_one(entries[s as usize].member.name.as_str())
+            hasher.hash_one(entries[s as usize].member.name.as_bytes())
         });
         slot
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> Option<Entry<A>> {
         let slot = self.slot(name)?;
-        let hash = self.hasher.hash_one(name);
+        let hash = self.hasher.hash_one(name.as_bytes());
         self.index
             .find_entry(hash, |&s| s as usize == slot)
             .expect("indexed slot is found by its own name")
@@ -148,7 +152,7 @@ impl<A> MemberTable<A> {
         let entry = self.entries.swap_remove(slot);
         if let Some(moved) = self.entries.get(slot) {
             let old = self.entries.len() as u32;
-            let hash = self.hasher.hash_one(moved.member.name.as_str());
+            let hash = self.hasher.hash_one(moved.member.name.as_bytes());
             *self
                 .index
                 .find_mut(hash, |&s| s == old)
@@ -162,11 +166,11 @@ impl<A> MemberTable<A> {
         self.entries.iter()
     }
 
-    /// Gives back memory after a bulk merge grew the table by doubling: keeps at most 1/8 spare.
+    /// Gives back memory after a bulk merge grew the table by doubling: keeps at most 1/16 spare.
     pub(crate) fn trim(&mut self) {
         let len = self.entries.len();
-        if self.entries.capacity() > len + len / 4 + 16 {
-            self.entries.shrink_to(len + len / 8);
+        if self.entries.capacity() > len + len / 16 + 16 {
+            self.entries.shrink_to(len + len / 32);
         }
     }
 }

@@ -104,6 +104,8 @@ pub struct Node<A: Address> {
     next_probe_at: Instant,
     next_gossip_at: Instant,
     next_push_pull_at: Option<Instant>,
+    /// Whether the first periodic push-pull round has been placed within the scaled interval.
+    push_pull_spread: bool,
     next_join_at: Option<Instant>,
     leave_reported: bool,
     scratch: Vec<u8>,
@@ -156,6 +158,7 @@ impl<A: Address> Node<A> {
             next_probe_at: Instant::MAX,
             next_gossip_at: Instant::MAX,
             next_push_pull_at: None,
+            push_pull_spread: false,
             next_join_at: None,
             leave_reported: false,
             scratch: Vec::new(),
@@ -476,23 +479,17 @@ impl<A: Address> Node<A> {
 
     fn next_probe_target(&mut self) -> Option<usize> {
         for _ in 0..2 {
-            while let Some(name) = self.probe_order.next() {
-                if let Some(slot) = self.members.slot(name.as_str())
-                    && self.members.at(slot).member.state.is_active()
-                {
+            while let Some(slot) = self.probe_order.next() {
+                if slot < self.members.len() && self.members.at(slot).member.state.is_active() {
                     return Some(slot);
                 }
             }
             if self.members.active() == 0 {
                 return None;
             }
-            let names: Vec<NodeName> = self
-                .members
-                .iter()
-                .filter(|e| e.member.state.is_active())
-                .map(|e| e.member.name.clone())
-                .collect();
-            self.probe_order.reset(names.into_iter(), &mut self.rng);
+            let members = &self.members;
+            let active = (0..members.len()).filter(|&s| members.at(s).member.state.is_active());
+            self.probe_order.reset(active, &mut self.rng);
         }
         None
     }
@@ -814,9 +811,9 @@ impl<A: Address> Node<A> {
                 self.timers.insert((at, Timer::Reap(name.clone())));
             }
         }
-        self.members.insert(entry);
+        let slot = self.members.insert(entry);
         if state.is_active() {
-            self.probe_order.insert(name, &mut self.rng);
+            self.probe_order.insert(slot, &mut self.rng);
         }
         if source != (Source::PushPull { join_reply: true }) {
             self.enqueue(u);
@@ -845,7 +842,7 @@ impl<A: Address> Node<A> {
         self.members.set_state(slot, new_state);
         let revived = !old_state.is_active() && new_state.is_active();
         if revived {
-            self.probe_order.insert(name.clone(), &mut self.rng);
+            self.probe_order.insert(slot, &mut self.rng);
         }
         let event = match u {
             Update::Alive { .. } => match old_state {
@@ -1128,8 +1125,18 @@ impl<A: Address> Node<A> {
     // ---------------------------------------------------------------- push-pull and join
 
     fn on_push_pull_round(&mut self, out: &mut Vec<Output<A>>) {
-        let interval =
-            push_pull_interval(self.config.push_pull_interval, self.members.active() + 1);
+        let base = self.config.push_pull_interval;
+        let interval = push_pull_interval(base, self.members.active() + 1);
+        if !self.push_pull_spread {
+            // The first round was drawn within the unscaled interval, before the membership was
+            // known. In a large cluster, draw it again over the scaled one, or every node of a
+            // cluster started together would push-pull in the first `base` seconds.
+            self.push_pull_spread = true;
+            if interval > base && self.local.state != MemberState::Left {
+                self.next_push_pull_at = Some(self.now + self.jitter(interval - base));
+                return;
+            }
+        }
         // A zero interval disables periodic rounds; the early round after a join still runs.
         self.next_push_pull_at = (!interval.is_zero()).then(|| self.now + interval);
         if self.local.state == MemberState::Left {
@@ -1401,6 +1408,7 @@ impl<A: Address> Node<A> {
             if self.next_push_pull_at.is_none_or(|t| t > early) {
                 self.next_push_pull_at = Some(early);
             }
+            self.push_pull_spread = true;
             out.push(Output::Event(Event::JoinCompleted { via: sender_addr }));
         }
     }

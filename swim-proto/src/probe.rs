@@ -18,25 +18,33 @@ pub(crate) fn random_index(rng: &mut ChaCha8Rng, n: usize) -> usize {
 /// round, and a new member is inserted at a random position among those not yet probed this
 /// round. Every member is probed once per round, which bounds the time to first detection
 /// to one round (n protocol periods) in the worst case.
+///
+/// The order holds member-table slots (4 bytes each; a simulator holds n² of them). Reaping a
+/// tombstone moves the table's last member into the freed slot, so within the current round
+/// that member may be probed one round late; the next round is rebuilt from the table.
 #[derive(Debug, Default)]
 pub(crate) struct ProbeOrder {
-    order: Vec<NodeName>,
+    order: Vec<u32>,
     next: usize,
 }
 
 impl ProbeOrder {
-    /// The next name in this round, or `None` at the end of the round.
-    pub(crate) fn next(&mut self) -> Option<NodeName> {
-        let name = self.order.get(self.next)?.clone();
+    /// The next slot in this round, or `None` at the end of the round.
+    pub(crate) fn next(&mut self) -> Option<usize> {
+        let slot = *self.order.get(self.next)?;
         self.next += 1;
-        Some(name)
+        Some(slot as usize)
     }
 
-    /// Starts a new round over `names`, shuffled (Fisher–Yates).
-    pub(crate) fn reset(&mut self, names: impl Iterator<Item = NodeName>, rng: &mut ChaCha8Rng) {
+    /// Starts a new round over `slots`, shuffled (Fisher–Yates).
+    pub(crate) fn reset(&mut self, slots: impl Iterator<Item = usize>, rng: &mut ChaCha8Rng) {
         self.order.clear();
-        self.order.extend(names);
-        for i in (1..self.order.len()).rev() {
+        self.order.extend(slots.map(|s| s as u32));
+        let len = self.order.len();
+        if self.order.capacity() > len + len / 8 + 16 {
+            self.order.shrink_to(len + len / 16);
+        }
+        for i in (1..len).rev() {
             let j = random_index(rng, i + 1);
             self.order.swap(i, j);
         }
@@ -44,8 +52,8 @@ impl ProbeOrder {
     }
 
     /// Adds a member at a random position among those still to be probed this round, in O(1).
-    pub(crate) fn insert(&mut self, name: NodeName, rng: &mut ChaCha8Rng) {
-        self.order.push(name);
+    pub(crate) fn insert(&mut self, slot: usize, rng: &mut ChaCha8Rng) {
+        self.order.push(slot as u32);
         let remaining = self.order.len() - self.next;
         let j = self.next + random_index(rng, remaining);
         let last = self.order.len() - 1;
@@ -81,27 +89,20 @@ mod tests {
     use alloc::collections::BTreeSet;
     use rand_core::SeedableRng;
 
-    fn names(n: usize) -> Vec<NodeName> {
-        (0..n)
-            .map(|i| NodeName::new(&alloc::format!("n{i}")).unwrap())
-            .collect()
-    }
-
     /// SWIM §4.3: within a round every member is probed exactly once, even when members join
     /// mid-round.
     #[test]
     fn every_member_probed_once_per_round_including_newcomers() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut order = ProbeOrder::default();
-        let all = names(20);
-        order.reset(all[..10].iter().cloned(), &mut rng);
+        order.reset(0..10, &mut rng);
         let mut seen = Vec::new();
         for i in 0..5 {
             seen.push(order.next().unwrap());
-            order.insert(all[10 + i].clone(), &mut rng);
+            order.insert(10 + i, &mut rng);
         }
-        for n in &all[15..] {
-            order.insert(n.clone(), &mut rng);
+        for n in 15..20 {
+            order.insert(n, &mut rng);
         }
         while let Some(n) = order.next() {
             seen.push(n);
@@ -117,7 +118,7 @@ mod tests {
         let mut order = ProbeOrder::default();
         let mut rounds = Vec::new();
         for _ in 0..2 {
-            order.reset(names(30).into_iter(), &mut rng);
+            order.reset(0..30, &mut rng);
             let mut round = Vec::new();
             while let Some(n) = order.next() {
                 round.push(n);

@@ -11,6 +11,7 @@
 //!
 //! This module only encodes and decodes bytes; reading and writing files is the driver's job.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,7 @@ pub enum TraceRecord<A> {
         /// The RNG seed.
         seed: u64,
         /// The node's configuration.
-        config: Config,
+        config: Box<Config>,
     },
     /// One call `handle(input, now)` on node `node`, and [`digest_outputs`] of what it returned.
     Step {

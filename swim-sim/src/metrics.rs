@@ -1,0 +1,549 @@
+//! Measurements taken while a run goes: every node's view as a bitmap, the truth, detection,
+//! false positives, dissemination, convergence and load.
+
+use std::collections::BTreeSet;
+
+use swim_proto::{Event, Instant};
+
+use crate::report::{Detection, Dissemination, FalsePositives, FaultWindow, Load, Series, Summary};
+use crate::scenario::NodeId;
+
+/// Each observer's view (members it holds alive or suspect) against the true set of up nodes,
+/// kept incrementally: O(1) per view change, O(n) per change of the truth.
+#[derive(Debug)]
+pub(crate) struct Views {
+    n: usize,
+    words: usize,
+    bits: Vec<u64>,
+    up: Vec<bool>,
+    live: u32,
+    /// Up nodes other than the observer that it holds active.
+    agree: Vec<u32>,
+    /// Nodes that are not up that the observer holds active.
+    extra: Vec<u32>,
+    /// Per target: up observers (other than itself) that hold it active.
+    holders: Vec<u32>,
+    ok: Vec<bool>,
+    /// Up observers whose view differs from the truth.
+    bad: u32,
+}
+
+impl Views {
+    pub(crate) fn new(n: usize) -> Self {
+        let words = n.div_ceil(64);
+        Views {
+            n,
+            words,
+            bits: vec![0; n * words],
+            up: vec![false; n],
+            live: 0,
+            agree: vec![0; n],
+            extra: vec![0; n],
+            holders: vec![0; n],
+            ok: vec![false; n],
+            bad: 0,
+        }
+    }
+
+    fn get(&self, o: usize, t: usize) -> bool {
+        self.bits[o * self.words + t / 64] >> (t % 64) & 1 == 1
+    }
+
+    fn put(&mut self, o: usize, t: usize, v: bool) {
+        let w = &mut self.bits[o * self.words + t / 64];
+        if v {
+            *w |= 1 << (t % 64);
+        } else {
+            *w &= !(1 << (t % 64));
+        }
+    }
+
+    fn correct(&self, o: usize) -> bool {
+        self.agree[o] + 1 == self.live && self.extra[o] == 0
+    }
+
+    fn refresh(&mut self, o: usize) {
+        if !self.up[o] {
+            return;
+        }
+        let c = self.correct(o);
+        if c != self.ok[o] {
+            self.ok[o] = c;
+            if c {
+                self.bad -= 1;
+            } else {
+                self.bad += 1;
+            }
+        }
+    }
+
+    fn recount(&mut self) {
+        self.bad = 0;
+        for o in 0..self.n {
+            self.ok[o] = self.up[o] && self.correct(o);
+            if self.up[o] && !self.ok[o] {
+                self.bad += 1;
+            }
+        }
+    }
+
+    /// Observer `o` now holds `t` active (or not).
+    pub(crate) fn flip(&mut self, o: usize, t: usize, active: bool) {
+        if o == t || self.get(o, t) == active {
+            return;
+        }
+        self.put(o, t, active);
+        let (counter, holder) = (
+            if self.up[t] {
+                &mut self.agree
+            } else {
+                &mut self.extra
+            },
+            self.up[o],
+        );
+        if active {
+            counter[o] += 1;
+        } else {
+            counter[o] -= 1;
+        }
+        if holder {
+            if active {
+                self.holders[t] += 1;
+            } else {
+                self.holders[t] -= 1;
+            }
+        }
+        self.refresh(o);
+    }
+
+    /// The truth changes: node `v` is now up (running, not left) or not.
+    pub(crate) fn set_up(&mut self, v: usize, up: bool) {
+        if self.up[v] == up {
+            return;
+        }
+        for o in 0..self.n {
+            if o != v && self.get(o, v) {
+                if up {
+                    self.extra[o] -= 1;
+                    self.agree[o] += 1;
+                } else {
+                    self.agree[o] -= 1;
+                    self.extra[o] += 1;
+                }
+            }
+        }
+        for t in 0..self.n {
+            if t != v && self.get(v, t) {
+                if up {
+                    self.holders[t] += 1;
+                } else {
+                    self.holders[t] -= 1;
+                }
+            }
+        }
+        self.up[v] = up;
+        if up {
+            self.live += 1;
+        } else {
+            self.live -= 1;
+        }
+        self.recount();
+    }
+
+    /// Forgets everything observer `v` held (it restarted with fresh state).
+    pub(crate) fn reset(&mut self, v: usize) {
+        for t in 0..self.n {
+            if self.get(v, t) {
+                self.flip(v, t, false);
+            }
+        }
+    }
+
+    pub(crate) fn converged(&self) -> bool {
+        self.bad == 0 && self.live > 0
+    }
+
+    pub(crate) fn holds(&self, o: usize, t: usize) -> bool {
+        self.get(o, t)
+    }
+
+    pub(crate) fn view_size(&self, o: usize) -> u32 {
+        self.agree[o] + self.extra[o] + 1
+    }
+}
+
+#[derive(Debug)]
+struct Crash {
+    victim: NodeId,
+    at: Instant,
+    first_suspect: Option<Instant>,
+    first_dead: Option<Instant>,
+    dead_at: Vec<Instant>,
+    ended: bool,
+    permanent: bool,
+}
+
+/// Everything measured during a run.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    pub views: Views,
+    crashes: Vec<Crash>,
+    active_crash: Vec<Option<usize>>,
+    /// Incarnation a node had when it last crashed: later "dead" claims at or below it are
+    /// about that earlier life.
+    crashed_incarnation: Vec<Option<u64>>,
+    fp_dead: u64,
+    fp_suspect: u64,
+    victims: BTreeSet<NodeId>,
+    healthy_victims: BTreeSet<NodeId>,
+    pending_join: Vec<Option<Instant>>,
+    /// Whether a node's arrival is a change to measure (not the warm start's bootstrap).
+    track_join: Vec<bool>,
+    pending_gone: Vec<Option<Instant>>,
+    dissemination: Vec<f64>,
+    pub first_convergence: Option<Instant>,
+    /// When views last became equal to the truth, if they are now.
+    pub converged_since: Option<Instant>,
+    heal_start: Option<Instant>,
+    pub heal_ms: Option<f64>,
+    pub datagrams: Vec<u64>,
+    pub bytes: Vec<u64>,
+    pub streams: Vec<u64>,
+    pub stream_bytes: Vec<u64>,
+    bytes_interval: Vec<u64>,
+    pub series: Series,
+    pub faults: Vec<FaultWindow>,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Metrics {
+    pub(crate) fn new(n: usize) -> Self {
+        Metrics {
+            views: Views::new(n),
+            crashes: Vec::new(),
+            active_crash: vec![None; n],
+            crashed_incarnation: vec![None; n],
+            fp_dead: 0,
+            fp_suspect: 0,
+            victims: BTreeSet::new(),
+            healthy_victims: BTreeSet::new(),
+            pending_join: vec![None; n],
+            track_join: vec![false; n],
+            pending_gone: vec![None; n],
+            dissemination: Vec::new(),
+            first_convergence: None,
+            converged_since: None,
+            heal_start: None,
+            heal_ms: None,
+            datagrams: vec![0; n],
+            bytes: vec![0; n],
+            streams: vec![0; n],
+            stream_bytes: vec![0; n],
+            bytes_interval: vec![0; n],
+            series: Series::default(),
+            faults: Vec::new(),
+        }
+    }
+
+    /// Re-evaluates convergence and pending dissemination for `target` after a change.
+    fn after_change(&mut self, now: Instant, target: Option<usize>) {
+        if let Some(t) = target {
+            let live_others = self.views.live.saturating_sub(u32::from(self.views.up[t]));
+            if let Some(start) = self.pending_join[t]
+                && self.views.up[t]
+                && self.views.holders[t] >= live_others
+            {
+                self.dissemination.push(ms(now - start));
+                self.pending_join[t] = None;
+            }
+            if let Some(start) = self.pending_gone[t]
+                && !self.views.up[t]
+                && self.views.holders[t] == 0
+            {
+                self.dissemination.push(ms(now - start));
+                self.pending_gone[t] = None;
+            }
+        }
+        if self.views.converged() {
+            if self.converged_since.is_none() {
+                self.converged_since = Some(now);
+                self.first_convergence.get_or_insert(now);
+                if let Some(start) = self.heal_start.take() {
+                    self.heal_ms = Some(ms(now - start));
+                }
+            }
+        } else {
+            self.converged_since = None;
+        }
+    }
+
+    /// Node `v` starts with fresh state; `measure_join` if its arrival is a change to measure.
+    pub(crate) fn node_up(&mut self, now: Instant, v: NodeId, measure_join: bool) {
+        let v = v as usize;
+        self.track_join[v] = measure_join;
+        self.views.reset(v);
+        self.views.set_up(v, true);
+        if let Some(c) = self.active_crash[v].take() {
+            self.crashes[c].ended = true;
+            self.crashes[c].permanent = false;
+        }
+        self.pending_gone[v] = None;
+        self.pending_join[v] = None;
+        self.after_change(now, Some(v));
+    }
+
+    pub(crate) fn node_down(
+        &mut self,
+        now: Instant,
+        v: NodeId,
+        crashed_at_incarnation: Option<u64>,
+    ) {
+        let vi = v as usize;
+        self.views.set_up(vi, false);
+        self.pending_join[vi] = None;
+        if let Some(inc) = crashed_at_incarnation {
+            self.crashed_incarnation[vi] = Some(inc);
+            self.active_crash[vi] = Some(self.crashes.len());
+            self.crashes.push(Crash {
+                victim: v,
+                at: now,
+                first_suspect: None,
+                first_dead: None,
+                dead_at: Vec::new(),
+                ended: false,
+                permanent: true,
+            });
+        }
+        self.after_change(now, Some(vi));
+    }
+
+    pub(crate) fn partition_healed(&mut self, now: Instant) {
+        self.heal_start = Some(now);
+        self.heal_ms = None;
+        self.after_change(now, None);
+    }
+
+    /// Records an event reported by observer `o`. Returns a description if it is a "dead"
+    /// declaration about a node that was up (a false positive), with whether the victim was
+    /// healthy.
+    pub(crate) fn on_event(
+        &mut self,
+        now: Instant,
+        o: NodeId,
+        e: &Event<NodeId>,
+        victim_faulty: impl Fn(NodeId) -> bool,
+    ) -> Option<(NodeId, bool)> {
+        let o = o as usize;
+        let (t, active) = match e {
+            Event::MemberJoined(m) | Event::MemberAlive(m) | Event::MemberUpdated(m) => {
+                (m.addr, true)
+            }
+            Event::MemberSuspected { member, .. } => (member.addr, true),
+            Event::MemberFailed(m) | Event::MemberLeft(m) | Event::MemberRemoved(m) => {
+                (m.addr, false)
+            }
+            _ => return None,
+        };
+        let ti = t as usize;
+        if ti >= self.views.n {
+            return None;
+        }
+        let mut false_dead = None;
+        match e {
+            Event::MemberJoined(_)
+                if self.track_join[ti]
+                    && self.views.up[ti]
+                    && self.pending_join[ti].is_none()
+                    && !self.views.holders_all(ti) =>
+            {
+                self.track_join[ti] = false;
+                self.pending_join[ti] = Some(now);
+            }
+            Event::MemberSuspected { .. } => {
+                if let Some(c) = self.active_crash[ti] {
+                    self.crashes[c].first_suspect.get_or_insert(now);
+                } else if self.views.up[ti] {
+                    self.fp_suspect += 1;
+                }
+            }
+            Event::MemberFailed(m) => {
+                if let Some(c) = self.active_crash[ti] {
+                    let c = &mut self.crashes[c];
+                    c.first_suspect.get_or_insert(now);
+                    c.first_dead.get_or_insert(now);
+                    c.dead_at.push(now);
+                    if self.pending_gone[ti].is_none() {
+                        self.pending_gone[ti] = Some(now);
+                    }
+                } else if self.views.up[ti]
+                    && self.crashed_incarnation[ti].is_none_or(|inc| m.incarnation > inc)
+                {
+                    self.fp_dead += 1;
+                    self.victims.insert(t);
+                    let healthy = !victim_faulty(t);
+                    if healthy {
+                        self.healthy_victims.insert(t);
+                    }
+                    false_dead = Some((t, healthy));
+                }
+            }
+            Event::MemberLeft(_) if !self.views.up[ti] && self.pending_gone[ti].is_none() => {
+                self.pending_gone[ti] = Some(now);
+            }
+            _ => {}
+        }
+        self.views.flip(o, ti, active);
+        self.after_change(now, Some(ti));
+        false_dead
+    }
+
+    pub(crate) fn on_datagram(&mut self, from: NodeId, len: usize) {
+        let f = from as usize;
+        self.datagrams[f] += 1;
+        self.bytes[f] += len as u64;
+        self.bytes_interval[f] += len as u64;
+    }
+
+    pub(crate) fn on_stream(&mut self, from: NodeId, len: usize) {
+        let f = from as usize;
+        self.streams[f] += 1;
+        self.stream_bytes[f] += len as u64;
+    }
+
+    /// Appends one sample to the series.
+    pub(crate) fn sample(&mut self, now: Instant, interval_s: f64) {
+        let mut sizes: Vec<u32> = (0..self.views.n)
+            .filter(|&o| self.views.up[o])
+            .map(|o| self.views.view_size(o))
+            .collect();
+        sizes.sort_unstable();
+        let pct = |p: f64| {
+            sizes
+                .get(((sizes.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        let s = &mut self.series;
+        s.t_ms.push(now.as_nanos() as f64 / 1e6);
+        s.true_live.push(self.views.live);
+        s.view_min.push(pct(0.0));
+        s.view_p10.push(pct(0.1));
+        s.view_p50.push(pct(0.5));
+        s.view_p90.push(pct(0.9));
+        s.view_max.push(pct(1.0));
+        let mut total = 0u64;
+        let mut max = 0u64;
+        let mut up = 0u64;
+        for o in 0..self.views.n {
+            if self.views.up[o] {
+                up += 1;
+                total += self.bytes_interval[o];
+                max = max.max(self.bytes_interval[o]);
+            }
+            self.bytes_interval[o] = 0;
+        }
+        s.bytes_mean
+            .push(total as f64 / up.max(1) as f64 / interval_s);
+        s.bytes_max.push(max as f64 / interval_s);
+    }
+
+    pub(crate) fn detection(&self) -> (Detection, Vec<f64>) {
+        let mut first_suspect = Vec::new();
+        let mut first_dead = Vec::new();
+        let mut all_dead = Vec::new();
+        let mut undetected = 0;
+        for c in &self.crashes {
+            if let Some(t) = c.first_suspect {
+                first_suspect.push(ms(t - c.at));
+            }
+            if let Some(t) = c.first_dead {
+                first_dead.push(ms(t - c.at));
+            }
+            all_dead.extend(c.dead_at.iter().map(|&t| ms(t - c.at)));
+            if c.permanent && !c.ended {
+                let v = c.victim as usize;
+                undetected += (0..self.views.n)
+                    .filter(|&o| self.views.up[o] && self.views.holds(o, v))
+                    .count() as u64;
+            }
+        }
+        let d = Detection {
+            first_suspect_ms: Summary::of(&first_suspect),
+            first_dead_ms: Summary::of(&first_dead),
+            all_dead_ms: Summary::of(&all_dead),
+            undetected,
+        };
+        (d, all_dead)
+    }
+
+    pub(crate) fn false_positives(&self) -> FalsePositives {
+        FalsePositives {
+            dead: self.fp_dead,
+            suspect: self.fp_suspect,
+            victims: self.victims.len() as u64,
+            healthy_victims: self.healthy_victims.len() as u64,
+        }
+    }
+
+    pub(crate) fn load(&self, seconds: f64) -> Load {
+        let n = self.bytes.len().max(1) as f64;
+        let secs = seconds.max(1e-9);
+        let sum = |v: &[u64]| v.iter().sum::<u64>() as f64;
+        Load {
+            datagrams_per_node_s: sum(&self.datagrams) / n / secs,
+            bytes_per_node_s: sum(&self.bytes) / n / secs,
+            max_bytes_per_node_s: self.bytes.iter().copied().max().unwrap_or(0) as f64 / secs,
+            streams_per_node_s: sum(&self.streams) / n / secs,
+            stream_bytes_per_node_s: sum(&self.stream_bytes) / n / secs,
+        }
+    }
+
+    pub(crate) fn dissemination(&self) -> Dissemination {
+        let s = Summary::of(&self.dissemination);
+        Dissemination {
+            p50_ms: s.p50,
+            p99_ms: s.p99,
+            count: s.count,
+        }
+    }
+}
+
+impl Views {
+    fn holders_all(&self, t: usize) -> bool {
+        self.holders[t] + u32::from(self.up[t]) >= self.live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_track_convergence_incrementally() {
+        let mut v = Views::new(3);
+        for i in 0..3 {
+            v.set_up(i, true);
+        }
+        assert!(!v.converged());
+        for o in 0..3 {
+            for t in 0..3 {
+                v.flip(o, t, true);
+            }
+        }
+        assert!(v.converged());
+        v.set_up(2, false); // node 2 crashes; 0 and 1 still hold it
+        assert!(!v.converged());
+        v.flip(0, 2, false);
+        assert!(!v.converged());
+        v.flip(1, 2, false);
+        assert!(v.converged());
+        assert_eq!(v.holders[2], 0);
+        v.reset(2);
+        v.set_up(2, true); // restarts fresh: knows nobody, nobody holds it
+        assert!(!v.converged());
+        assert_eq!(v.view_size(2), 1);
+    }
+}

@@ -1,0 +1,316 @@
+//! What a run measured: the summary (JSON and a readable table) and the time series behind the
+//! HTML report.
+
+use serde::Serialize;
+
+/// p50, p99 and max of a set of samples, in milliseconds; `None` (JSON `null`) without samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 99th percentile (nearest rank).
+    pub p99: Option<f64>,
+    /// Largest sample.
+    pub max: Option<f64>,
+    /// Number of samples.
+    pub count: usize,
+}
+
+impl Summary {
+    /// Summarizes samples (any order).
+    pub fn of(samples: &[f64]) -> Self {
+        if samples.is_empty() {
+            return Summary::default();
+        }
+        let mut v = samples.to_vec();
+        v.sort_by(f64::total_cmp);
+        let rank = |p: f64| v[(((v.len() as f64) * p).ceil() as usize).clamp(1, v.len()) - 1];
+        Summary {
+            p50: Some(rank(0.50)),
+            p99: Some(rank(0.99)),
+            max: v.last().copied(),
+            count: v.len(),
+        }
+    }
+}
+
+/// Failure detection, for each node that crashed (and stayed down until detected).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Detection {
+    /// Per crash: time from the crash to the first suspicion (or death) anywhere.
+    pub first_suspect_ms: Summary,
+    /// Per crash: time from the crash to the first "dead" anywhere.
+    pub first_dead_ms: Summary,
+    /// Per (crash, observer) pair: time from the crash until that live observer holds it dead.
+    pub all_dead_ms: Summary,
+    /// (crash, observer) pairs where a live observer never declared a permanently crashed node
+    /// dead by the end of the run.
+    pub undetected: u64,
+}
+
+/// Declarations about nodes that were in fact up.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FalsePositives {
+    /// "Dead" declarations (`MemberFailed` events) about nodes that were up.
+    pub dead: u64,
+    /// Suspicions about nodes that were up.
+    pub suspect: u64,
+    /// Distinct nodes wrongly declared dead.
+    pub victims: u64,
+    /// Of those, nodes that were healthy: never paused, slowed or cut off by a partition.
+    pub healthy_victims: u64,
+}
+
+/// Traffic, per node per simulated second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Load {
+    /// Datagrams sent, mean over nodes.
+    pub datagrams_per_node_s: f64,
+    /// Datagram bytes sent, mean over nodes.
+    pub bytes_per_node_s: f64,
+    /// Datagram bytes sent by the busiest node.
+    pub max_bytes_per_node_s: f64,
+    /// Stream messages sent, mean over nodes.
+    pub streams_per_node_s: f64,
+    /// Stream bytes sent, mean over nodes.
+    pub stream_bytes_per_node_s: f64,
+}
+
+/// Time for membership changes to reach every live node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Dissemination {
+    /// Per change (a join, a leave, a death): from the first node that knew to the last.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// Changes measured.
+    pub count: usize,
+}
+
+/// What the run cost the machine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Cost {
+    /// Simulated node-seconds per wall second.
+    pub node_seconds_per_wall_s: f64,
+    /// Simulation events per wall second.
+    pub events_per_wall_s: f64,
+    /// Peak resident memory of the process, in bytes (Linux `VmHWM`), if known.
+    pub peak_memory_bytes: Option<u64>,
+    /// Peak memory per node, in bytes.
+    pub memory_per_node_bytes: Option<u64>,
+}
+
+/// A window during which a fault was active, for shading plots.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultWindow {
+    /// Start, ms of simulated time.
+    pub start_ms: f64,
+    /// End, ms (the run's end for faults that never end).
+    pub end_ms: f64,
+    /// What it was ("crash node-3", "partition 50/50", "loss 5%"...).
+    pub label: String,
+}
+
+/// Samples taken at a fixed interval of simulated time, for plots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Series {
+    /// Sample times, ms of simulated time.
+    pub t_ms: Vec<f64>,
+    /// How many nodes were truly up (running and not left).
+    pub true_live: Vec<u32>,
+    /// Distribution over up nodes of view size (members held alive or suspect, self included).
+    pub view_min: Vec<u32>,
+    /// 10th percentile of view size.
+    pub view_p10: Vec<u32>,
+    /// Median view size.
+    pub view_p50: Vec<u32>,
+    /// 90th percentile of view size.
+    pub view_p90: Vec<u32>,
+    /// Largest view size.
+    pub view_max: Vec<u32>,
+    /// Datagram bytes sent per node per second over the last interval, mean over up nodes.
+    pub bytes_mean: Vec<f64>,
+    /// Same, busiest node.
+    pub bytes_max: Vec<f64>,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Nodes in the cluster (at the start, plus late joiners).
+    pub nodes: usize,
+    /// Simulated seconds.
+    pub seconds: f64,
+    /// The run's seed.
+    pub seed: u64,
+    /// Wall-clock seconds the run took.
+    pub wall_s: f64,
+    /// Simulation events processed.
+    pub events: u64,
+    /// Failure detection.
+    pub detection: Detection,
+    /// Wrong declarations.
+    pub false_positives: FalsePositives,
+    /// Traffic.
+    pub load: Load,
+    /// Time from the start until every live node's view equals the true live set (join storm
+    /// or warm start), ms; `None` if never.
+    pub convergence_ms: Option<f64>,
+    /// Time from the last partition healing until views converge again, ms; `None` without a
+    /// partition or if they never did.
+    pub heal_ms: Option<f64>,
+    /// Spread of membership changes.
+    pub dissemination: Dissemination,
+    /// Machine cost.
+    pub cost: Cost,
+    /// Number of invariant violations (the run stops at the first).
+    pub invariant_violations: usize,
+    /// The violation, if any, with the seed and time.
+    pub violation: Option<String>,
+    /// Fault windows, for plots.
+    #[serde(skip)]
+    pub faults: Vec<FaultWindow>,
+    /// Sampled series, for plots.
+    #[serde(skip)]
+    pub series: Series,
+    /// All (crash, observer) detection latencies, ms, for the CDF plot.
+    #[serde(skip)]
+    pub detection_samples_ms: Vec<f64>,
+}
+
+impl Report {
+    /// The JSON object printed by `--json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+
+    /// A readable table.
+    pub fn to_table(&self) -> String {
+        use std::fmt::Write;
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+        let row = |s: &Summary| {
+            format!(
+                "p50 {:>9}  p99 {:>9}  max {:>9}  (n={})",
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max),
+                s.count
+            )
+        };
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "scenario {}  nodes {}  simulated {:.0} s  seed {}",
+            self.scenario, self.nodes, self.seconds, self.seed
+        );
+        let _ = writeln!(t, "\ndetection");
+        let _ = writeln!(
+            t,
+            "  first suspect  {}",
+            row(&self.detection.first_suspect_ms)
+        );
+        let _ = writeln!(t, "  first dead     {}", row(&self.detection.first_dead_ms));
+        let _ = writeln!(t, "  dead at all    {}", row(&self.detection.all_dead_ms));
+        let _ = writeln!(t, "  undetected     {}", self.detection.undetected);
+        let fp = &self.false_positives;
+        let _ = writeln!(t, "\nfalse positives");
+        let _ = writeln!(
+            t,
+            "  dead {}  suspect {}  victims {}  healthy victims {}",
+            fp.dead, fp.suspect, fp.victims, fp.healthy_victims
+        );
+        let l = &self.load;
+        let _ = writeln!(t, "\nload per node per second");
+        let _ = writeln!(
+            t,
+            "  datagrams {:.1}  bytes {:.0} (busiest {:.0})  streams {:.3}  stream bytes {:.0}",
+            l.datagrams_per_node_s,
+            l.bytes_per_node_s,
+            l.max_bytes_per_node_s,
+            l.streams_per_node_s,
+            l.stream_bytes_per_node_s
+        );
+        let _ = writeln!(
+            t,
+            "\nconvergence {}   heal {}   dissemination p50 {} p99 {} (n={})",
+            ms(self.convergence_ms),
+            ms(self.heal_ms),
+            ms(self.dissemination.p50_ms),
+            ms(self.dissemination.p99_ms),
+            self.dissemination.count
+        );
+        let c = &self.cost;
+        let mem = c.peak_memory_bytes.map_or("-".into(), |b| {
+            format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+        });
+        let per = c
+            .memory_per_node_bytes
+            .map_or("-".into(), |b| format!("{:.1} KiB", b as f64 / 1024.0));
+        let _ = writeln!(
+            t,
+            "\ncost: {:.2} s wall, {} events, {:.0} node-s/s, {:.0} events/s, peak memory {mem} ({per} per node)",
+            self.wall_s, self.events, c.node_seconds_per_wall_s, c.events_per_wall_s
+        );
+        match &self.violation {
+            None => {
+                let _ = writeln!(t, "invariants: all held");
+            }
+            Some(v) => {
+                let _ = writeln!(t, "INVARIANT VIOLATED: {v}");
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_uses_nearest_rank() {
+        let s = Summary::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(
+            (s.p50, s.p99, s.max, s.count),
+            (Some(3.0), Some(5.0), Some(5.0), 5)
+        );
+        assert_eq!(Summary::of(&[]).p50, None);
+    }
+
+    #[test]
+    fn json_has_the_contract_fields_and_nulls() {
+        let r = Report {
+            scenario: "steady".into(),
+            ..Report::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for key in [
+            "scenario",
+            "nodes",
+            "seconds",
+            "seed",
+            "wall_s",
+            "events",
+            "detection",
+            "false_positives",
+            "load",
+            "convergence_ms",
+            "heal_ms",
+            "invariant_violations",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert!(v["detection"]["first_suspect_ms"]["p50"].is_null());
+        assert!(v["convergence_ms"].is_null());
+        for key in [
+            "datagrams_per_node_s",
+            "bytes_per_node_s",
+            "max_bytes_per_node_s",
+            "stream_bytes_per_node_s",
+        ] {
+            assert!(v["load"].get(key).is_some(), "missing load.{key}");
+        }
+    }
+}
