@@ -185,7 +185,7 @@ impl<A: Address> Node<A> {
                 let _ = self.run_command(c, out);
             }
         }
-        out.push(Output::TickAt(self.next_deadline()));
+        self.finish(out);
     }
 
     /// Handles a received datagram without taking ownership of its bytes. Same outputs as
@@ -199,7 +199,7 @@ impl<A: Address> Node<A> {
     ) {
         self.advance(now, out);
         self.on_datagram(from, bytes, out);
-        out.push(Output::TickAt(self.next_deadline()));
+        self.finish(out);
     }
 
     /// Runs a command and reports whether it was accepted. Same outputs as
@@ -213,8 +213,16 @@ impl<A: Address> Node<A> {
     ) -> Result<(), CommandError> {
         self.advance(now, out);
         let r = self.run_command(command, out);
-        out.push(Output::TickAt(self.next_deadline()));
+        self.finish(out);
         r
+    }
+
+    /// Ends every input: the input may have made a deadline due (a confirmation shrinks a
+    /// suspicion's timeout, measured from when it started, possibly into the past), so due
+    /// timers fire again; then the next deadline, always after `now`, goes out.
+    fn finish(&mut self, out: &mut Vec<Output<A>>) {
+        self.fire_due(out);
+        out.push(Output::TickAt(self.next_deadline()));
     }
 
     // ---------------------------------------------------------------- getters
@@ -724,7 +732,7 @@ impl<A: Address> Node<A> {
         if source != Source::Local {
             self.stats.updates_received += 1;
         }
-        if u.name() == self.local.name.as_str() {
+        if u.name().as_bytes() == self.local.name.as_bytes() {
             self.on_claim_about_self(u, out);
             return;
         }

@@ -12,7 +12,7 @@ use swim_sim::{Knobs, Progress, RunOptions, Scenario, derive_seed, run};
 const USAGE: &str = "\
 usage:
   swim-sim run --scenario NAME [--nodes N] [--seconds S] [--seed X] [--loss P]
-               [--json] [--record FILE] [--report FILE.html]
+               [--json] [--digest] [--record FILE] [--report FILE.html]
   swim-sim run --scenario-file FILE.toml [--seed X] [--json] [--record FILE] [--report FILE.html]
   swim-sim swarm [--runs R] [--seed X]
   swim-sim replay FILE [--node NAME] [--until T] [--verbose]
@@ -190,7 +190,8 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
     let opts = RunOptions {
         record,
         progress: Some(progress_printer()),
-        check_every_step: None,
+        digest: f.has("--digest"),
+        ..RunOptions::default()
     };
     let report = run(&scenario, seed, opts);
     if std::io::stderr().is_terminal() && report.wall_s >= 2.0 {

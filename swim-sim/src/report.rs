@@ -161,8 +161,12 @@ pub struct Report {
     /// Time from the last partition healing until views converge again, ms; `None` without a
     /// partition or if they never did.
     pub heal_ms: Option<f64>,
+    /// Whether, at the end, every live node's view equalled the true live set.
+    pub converged: bool,
     /// Spread of membership changes.
     pub dissemination: Dissemination,
+    /// Digest of every output of every node, in order (when asked for): equal for equal runs.
+    pub output_digest: Option<String>,
     /// Machine cost.
     pub cost: Cost,
     /// Number of invariant violations (the run stops at the first).
@@ -234,7 +238,12 @@ impl Report {
         );
         let _ = writeln!(
             t,
-            "\nconvergence {}   heal {}   dissemination p50 {} p99 {} (n={})",
+            "\nviews {} at the end; first convergence {}   heal {}   dissemination p50 {} p99 {} (n={})",
+            if self.converged {
+                "converged"
+            } else {
+                "NOT converged"
+            },
             ms(self.convergence_ms),
             ms(self.heal_ms),
             ms(self.dissemination.p50_ms),

@@ -49,6 +49,8 @@ pub struct RunOptions {
     /// Run every node's full `check_invariants` after every step (default: only when the
     /// cluster has at most 64 nodes; otherwise on a rotating subset at every sample).
     pub check_every_step: Option<bool>,
+    /// Compute `Report::output_digest` over every output of every node.
+    pub digest: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +132,7 @@ struct Engine<'a> {
     check_every_step: bool,
     check_cursor: usize,
     last_fault_end: Instant,
+    digest: Option<u64>,
 }
 
 fn global_to_local(n: &SimNode, g: Instant) -> Instant {
@@ -197,6 +200,7 @@ impl<'a> Engine<'a> {
             check_every_step: opts.check_every_step.unwrap_or(n <= 64),
             check_cursor: 0,
             last_fault_end: Instant::ZERO,
+            digest: opts.digest.then_some(0xcbf2_9ce4_8422_2325),
         }
     }
 
@@ -401,6 +405,12 @@ impl<'a> Engine<'a> {
         }
         if table > self.scenario.config.max_members {
             self.violate(format!("{name} member table {table} above max_members"));
+        }
+        if let Some(d) = self.digest.as_mut() {
+            let step = trace::digest_outputs(&self.out)
+                ^ u64::from(v)
+                ^ self.now.as_nanos().rotate_left(17);
+            *d = (*d ^ step).wrapping_mul(0x0100_0000_01b3);
         }
         if let Some(input) = recorded_input {
             let digest = trace::digest_outputs(&self.out);
@@ -814,7 +824,9 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             .first_convergence
             .map(|t| t.as_nanos() as f64 / 1e6),
         heal_ms: engine.metrics.heal_ms,
+        converged: engine.metrics.converged_since.is_some(),
         dissemination: engine.metrics.dissemination(),
+        output_digest: engine.digest.map(|d| format!("{d:016x}")),
         cost: Cost {
             node_seconds_per_wall_s: n as f64 * seconds / wall_s.max(1e-9),
             events_per_wall_s: engine.events as f64 / wall_s.max(1e-9),

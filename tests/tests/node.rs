@@ -561,3 +561,80 @@ proptest! {
         }
     }
 }
+
+/// A confirmation can shrink a suspicion's timeout below the time already elapsed (Lifeguard
+/// measures it from the suspicion's start): the member is declared dead in that same call, and
+/// the next deadline the node asks for is never in the past.
+#[test]
+fn a_confirmation_that_makes_a_suspicion_overdue_fires_at_once() {
+    let mut n = node("me", 0, Config::lan());
+    let names: Vec<String> = (1..=5).map(|i| format!("m{i}")).collect();
+    let ups: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, nm)| alive(nm, 1, i as u32 + 1))
+        .collect();
+    let t0 = Instant::from_secs(1);
+    n.handle(
+        Input::Datagram {
+            from: 1,
+            bytes: gossip(&ups),
+        },
+        t0,
+    );
+    let suspect = |by: &'static str| {
+        gossip(&[Update::Suspect {
+            name: "m1",
+            incarnation: 1,
+            addr: 1,
+            accuser: by,
+        }])
+    };
+    n.handle(
+        Input::Datagram {
+            from: 2,
+            bytes: suspect("m2"),
+        },
+        t0,
+    );
+    // n = 6: minimum 4 s, maximum 24 s, two confirmations wanted.
+    let later = t0 + Duration::from_secs(10);
+    n.handle(
+        Input::Datagram {
+            from: 3,
+            bytes: suspect("m3"),
+        },
+        later,
+    );
+    assert_eq!(
+        n.member("m1").unwrap().state,
+        MemberState::Suspect,
+        "one confirmation: ~13 s"
+    );
+    let out = n.handle(
+        Input::Datagram {
+            from: 4,
+            bytes: suspect("m4"),
+        },
+        later,
+    );
+    assert_eq!(
+        n.member("m1").unwrap().state,
+        MemberState::Dead,
+        "two confirmations: 4 s, long past"
+    );
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::MemberFailed(m) if m.name.as_str() == "m1"))
+    );
+    let tick = out
+        .iter()
+        .rev()
+        .find_map(|o| match o {
+            Output::TickAt(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap();
+    assert!(tick > later, "next deadline {tick} not after now {later}");
+}
