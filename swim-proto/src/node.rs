@@ -25,6 +25,10 @@ use crate::suspicion::{Suspicion, min_suspicion_timeout, push_pull_interval, ret
 use crate::time::Instant;
 use crate::wire::{self, Message, MessageKind, StreamHeader, StreamKind, Update};
 
+/// Follow-up push-pull rounds after a join, at most (each only if the previous one taught the
+/// node something).
+const MAX_JOIN_SYNC_ROUNDS: u8 = 5;
+
 /// What a node needs of an address: the simulator uses integers, the tokio driver
 /// `SocketAddr`. Implemented for every type with these traits.
 pub trait Address:
@@ -106,6 +110,11 @@ pub struct Node<A: Address> {
     next_push_pull_at: Option<Instant>,
     /// Whether the first periodic push-pull round has been placed within the scaled interval.
     push_pull_spread: bool,
+    /// After a join: follow-up push-pull rounds left, and the delay before the next one.
+    join_sync: Option<(u8, Duration)>,
+    /// Count of table changes (new members and state transitions), to tell whether a push-pull
+    /// taught this node anything.
+    table_changes: u64,
     next_join_at: Option<Instant>,
     leave_reported: bool,
     scratch: Vec<u8>,
@@ -159,6 +168,8 @@ impl<A: Address> Node<A> {
             next_gossip_at: Instant::MAX,
             next_push_pull_at: None,
             push_pull_spread: false,
+            join_sync: None,
+            table_changes: 0,
             next_join_at: None,
             leave_reported: false,
             scratch: Vec::new(),
@@ -771,6 +782,7 @@ impl<A: Address> Node<A> {
     }
 
     fn learn_member(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
+        self.table_changes += 1;
         let state = u.state();
         if !state.is_active() && matches!(source, Source::PushPull { .. }) {
             self.stats.updates_stale += 1;
@@ -829,6 +841,7 @@ impl<A: Address> Node<A> {
     }
 
     fn transition(&mut self, slot: usize, u: &Update<'_, A>, out: &mut Vec<Output<A>>) {
+        self.table_changes += 1;
         let now = self.now;
         let new_state = u.state();
         let e = self.members.at_mut(slot);
@@ -1397,28 +1410,45 @@ impl<A: Address> Node<A> {
         let source = Source::PushPull {
             join_reply: join && reply,
         };
+        let changes_before = self.table_changes;
         for u in &msg.updates {
             self.apply_update(u, source, out);
         }
+        let learned = self.table_changes > changes_before;
         self.members.trim();
         let sender_addr = msg.header.sender_addr;
         if !reply {
             // The answer echoes `join` so the joiner can tell its join snapshot apart.
             self.send_push_pull(sender_addr, join, true, out);
-        } else if self.join_pending {
+        } else if join && self.join_pending {
             self.join_pending = false;
             self.join_backoff = self.config.join_retry_initial;
-            // Members that joined concurrently were gossiped while few knew of us; one early
-            // anti-entropy round, once their epidemics have run, fills that gap.
+            // Members that joined concurrently were gossiped while few knew of us, so their
+            // epidemics could not reach us. Follow-up anti-entropy rounds fill that gap: the
+            // first once an epidemic has had time to run, then at doubling delays for as long
+            // as each round still teaches us something (at most `MAX_JOIN_SYNC_ROUNDS`).
             let limit = retransmit_limit(self.config.retransmit_mult, self.members.active() + 1);
             let settle = self.config.gossip_interval.saturating_mul(limit);
-            let early = self.now + settle;
-            if self.next_push_pull_at.is_none_or(|t| t > early) {
-                self.next_push_pull_at = Some(early);
-            }
-            self.push_pull_spread = true;
+            self.join_sync = Some((MAX_JOIN_SYNC_ROUNDS, settle));
+            self.pull_push_pull_forward(settle);
             out.push(Output::Event(Event::JoinCompleted { via: sender_addr }));
+        } else if let Some((left, delay)) = self.join_sync {
+            self.join_sync = None;
+            if learned && left > 1 {
+                let delay = delay.saturating_mul(2);
+                self.join_sync = Some((left - 1, delay));
+                self.pull_push_pull_forward(delay);
+            }
         }
+    }
+
+    /// Makes the next push-pull round happen within `delay` (never later than planned).
+    fn pull_push_pull_forward(&mut self, delay: Duration) {
+        let at = self.now + delay;
+        if self.next_push_pull_at.is_none_or(|t| t > at) {
+            self.next_push_pull_at = Some(at);
+        }
+        self.push_pull_spread = true;
     }
 
     fn next_seq(&mut self) -> u32 {

@@ -159,6 +159,16 @@ impl Views {
         }
     }
 
+    /// Up observers whose view differs from the truth.
+    pub(crate) fn unconverged(&self) -> u32 {
+        self.bad
+    }
+
+    /// (missing, extra) members in observer `o`'s view, for diagnostics.
+    pub(crate) fn diff(&self, o: usize) -> (u32, u32) {
+        (self.live - 1 - self.agree[o], self.extra[o])
+    }
+
     pub(crate) fn converged(&self) -> bool {
         self.bad == 0 && self.live > 0
     }

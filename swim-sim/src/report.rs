@@ -163,6 +163,8 @@ pub struct Report {
     pub heal_ms: Option<f64>,
     /// Whether, at the end, every live node's view equalled the true live set.
     pub converged: bool,
+    /// How many live nodes' views differed from the true live set at the end.
+    pub unconverged_nodes: u32,
     /// Spread of membership changes.
     pub dissemination: Dissemination,
     /// Digest of every output of every node, in order (when asked for): equal for equal runs.

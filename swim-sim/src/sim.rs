@@ -340,6 +340,10 @@ impl<'a> Engine<'a> {
                         );
                     }
                 }
+                // Convergence counts from here: with only some nodes booted, their lone views
+                // trivially matched the partial truth.
+                self.metrics.first_convergence = None;
+                self.metrics.converged_since = None;
             }
         }
         for (i, f) in self.scenario.faults.iter().enumerate() {
@@ -732,6 +736,25 @@ impl<'a> Engine<'a> {
             self.now = self.end;
             self.check_liveness();
         }
+        if std::env::var_os("SWIM_SIM_DEBUG_VIEWS").is_some() {
+            for o in 0..self.nodes.len() {
+                if self.nodes[o].life == Life::Up {
+                    let (missing, extra) = self.metrics.views.diff(o);
+                    if missing + extra > 0 {
+                        let n = self.nodes[o].node.as_ref().map(|n| {
+                            (
+                                n.cluster_size(),
+                                n.stats().streams_received,
+                                n.stats().join_attempts,
+                            )
+                        });
+                        eprintln!(
+                            "node-{o}: missing {missing} extra {extra} (cluster_size, streams_received, join_attempts) {n:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// After the last fault, views must converge within the bound the config implies.
@@ -825,6 +848,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             .map(|t| t.as_nanos() as f64 / 1e6),
         heal_ms: engine.metrics.heal_ms,
         converged: engine.metrics.converged_since.is_some(),
+        unconverged_nodes: engine.metrics.views.unconverged(),
         dissemination: engine.metrics.dissemination(),
         output_digest: engine.digest.map(|d| format!("{d:016x}")),
         cost: Cost {

@@ -182,7 +182,10 @@ fn join_storm_converges() {
     );
     assert_eq!(r.violation, None, "seed {seed}");
     let ms = r.convergence_ms.expect("converged");
-    assert!(ms < 20_000.0, "seed {seed}: join storm took {ms} ms");
+    assert!(
+        (1_000.0..20_000.0).contains(&ms),
+        "seed {seed}: join storm took {ms} ms"
+    );
     assert!(r.dissemination.count > 250, "seed {seed}: joins measured");
 }
 
