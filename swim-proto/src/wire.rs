@@ -30,6 +30,7 @@ const MIN_UPDATE_LEN: usize = 4;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Deserialize<'de>"))]
 #[non_exhaustive]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Message<'a, A> {
     /// No primary message: the datagram only carries piggybacked updates (a gossip round).
     Gossip,
@@ -83,6 +84,7 @@ impl<A> Message<'_, A> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Deserialize<'de>"))]
 #[non_exhaustive]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Update<'a, A> {
     /// The member is alive at `incarnation`, reachable at `addr`, with metadata `meta`.
     Alive {
@@ -171,6 +173,7 @@ impl<'a, A> Update<'a, A> {
 /// What a stream message is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum StreamKind {
     /// Push-pull anti-entropy (SWIM §4.1 extension, as in memberlist): the sender's full state.
     /// `join` marks a join request; `reply` marks the answer, which is not answered again.
@@ -186,6 +189,7 @@ pub enum StreamKind {
 /// port is not the sender's listening address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Deserialize<'de>"))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct StreamHeader<'a, A> {
     /// Purpose of the message.
     pub kind: StreamKind,
