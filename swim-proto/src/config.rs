@@ -99,6 +99,11 @@ pub struct Config {
     /// Cluster label carried in every packet; packets with another label are dropped, so two
     /// clusters sharing a network never merge. At most 255 bytes. Default empty.
     pub cluster_label: String,
+    /// Keys for authenticated encryption of every datagram and stream message
+    /// (ChaCha20-Poly1305, the header and label as associated data). With a keyring, plaintext
+    /// packets are dropped; without one, encrypted packets are. Rotate keys at run time with
+    /// `Command::InstallKey`, `UseKey` and `RemoveKey`. Default none (plaintext).
+    pub keyring: Option<crate::keyring::Keyring>,
 }
 
 /// Serde for durations: `"1.5s"`-style strings when human readable, nanoseconds otherwise.
@@ -227,6 +232,7 @@ impl Config {
             max_name_len: 128,
             max_meta_len: 512,
             cluster_label: String::new(),
+            keyring: None,
         }
     }
 
@@ -344,11 +350,19 @@ impl Config {
                 MAX_LABEL_LEN as u64,
             ));
         }
+        if let Some(k) = &self.keyring {
+            k.check().map_err(|why| ConfigError::new("keyring", why))?;
+        }
         // The largest alive announcement (name, metadata, an address, incarnation and framing)
-        // must fit in one datagram next to a ping, or it could only ever travel by push-pull.
-        let budget = self
-            .max_packet_size
-            .saturating_sub(self.cluster_label.len() + 2 * self.max_name_len + 96);
+        // must fit in one datagram next to a ping and the encryption overhead, or it could only
+        // ever travel by push-pull.
+        let budget = self.max_packet_size.saturating_sub(
+            self.cluster_label.len()
+                + 2 * self.max_name_len
+                + 96
+                + crate::keyring::ENCRYPTION_OVERHEAD
+                + 1,
+        );
         if self.max_meta_len > budget {
             return Err(ConfigError::range(
                 "max_meta_len",

@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use crate::keyring::{KeyringError, SecretKey};
 use crate::member::{Member, MemberState, Metadata, NodeName};
 use crate::stats::DropReason;
 use crate::time::Instant;
@@ -53,6 +54,12 @@ pub enum Command<A> {
     Leave,
     /// Replace this node's metadata; announced with a higher incarnation.
     UpdateMetadata(Vec<u8>),
+    /// Add a key that packets may be decrypted with (first step of a rotation).
+    InstallKey(SecretKey),
+    /// Encrypt with this installed key from now on (second step).
+    UseKey(SecretKey),
+    /// Stop accepting a key that is no longer primary (last step).
+    RemoveKey(SecretKey),
 }
 
 /// A rejected command. In every case the node's state is unchanged.
@@ -77,6 +84,10 @@ pub enum CommandError {
     },
     /// The node has left; create a new node to rejoin.
     Left,
+    /// A key command on a node configured without a keyring (encryption is enabled by config).
+    NoKeyring,
+    /// The keyring refused the change.
+    Keyring(KeyringError),
 }
 
 impl fmt::Display for CommandError {
@@ -92,6 +103,8 @@ impl fmt::Display for CommandError {
                 write!(f, "metadata is {len} bytes, at most {max} allowed")
             }
             CommandError::Left => f.write_str("the node has left the cluster"),
+            CommandError::NoKeyring => f.write_str("encryption is not configured (no keyring)"),
+            CommandError::Keyring(e) => write!(f, "keyring: {e}"),
         }
     }
 }

@@ -84,6 +84,7 @@ mod config;
 mod dissemination;
 mod health;
 mod io;
+pub mod keyring;
 mod member;
 mod membership;
 mod node;
@@ -99,6 +100,7 @@ pub use config::{
     duration,
 };
 pub use io::{Command, CommandError, Event, Identity, Input, Output};
+pub use keyring::{Keyring, KeyringError, SecretKey};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};
 pub use node::{Address, Node};
 pub use stats::{DropReason, Drops, PerKind, Stats};

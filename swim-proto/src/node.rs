@@ -17,13 +17,14 @@ use crate::config::{Config, ConfigError};
 use crate::dissemination::BroadcastQueue;
 use crate::health::LocalHealth;
 use crate::io::{Command, CommandError, Event, Identity, Input, Output};
+use crate::keyring::{NONCE_LEN, TAG_LEN};
 use crate::member::{Member, MemberState, Metadata, NodeName, overrides};
 use crate::membership::{Entry, MemberTable, Pending};
 use crate::probe::{ProbeInFlight, ProbeOrder, Relay, random_index};
 use crate::stats::{DropReason, Stats};
 use crate::suspicion::{Suspicion, min_suspicion_timeout, push_pull_interval, retransmit_limit};
 use crate::time::Instant;
-use crate::wire::{self, Message, MessageKind, StreamHeader, StreamKind, Update};
+use crate::wire::{self, FLAG_ENCRYPTED, Message, MessageKind, StreamHeader, StreamKind, Update};
 
 /// Follow-up push-pull rounds after a join, at most (each only if the previous one taught the
 /// node something).
@@ -118,6 +119,8 @@ pub struct Node<A: Address> {
     next_join_at: Option<Instant>,
     leave_reported: bool,
     scratch: Vec<u8>,
+    /// Reused buffer for decrypted payloads.
+    plain: Vec<u8>,
 }
 
 impl<A: Address> Node<A> {
@@ -173,6 +176,7 @@ impl<A: Address> Node<A> {
             next_join_at: None,
             leave_reported: false,
             scratch: Vec::new(),
+            plain: Vec::new(),
         })
     }
 
@@ -1111,10 +1115,18 @@ impl<A: Address> Node<A> {
         out: &mut Vec<Output<A>>,
     ) -> bool {
         let mut buf = Vec::with_capacity(128);
-        wire::write_header(&mut buf, self.config.cluster_label.as_bytes());
+        let start = self.open_packet(&mut buf);
         wire::encode_into(msg, &mut buf);
-        // Room for the update count: a varint of at most 5 bytes.
-        let budget = self.config.max_packet_size.saturating_sub(buf.len() + 5);
+        // Room for the update count (a varint of at most 5 bytes) and the encryption tag.
+        let tag = if self.config.keyring.is_some() {
+            TAG_LEN
+        } else {
+            0
+        };
+        let budget = self
+            .config
+            .max_packet_size
+            .saturating_sub(buf.len() + 5 + tag);
         let mut body = core::mem::take(&mut self.scratch);
         body.clear();
         let mut count = 0;
@@ -1131,6 +1143,7 @@ impl<A: Address> Node<A> {
         wire::encode_count(count, &mut buf);
         buf.extend_from_slice(&body);
         self.scratch = body;
+        self.seal_packet(&mut buf, start);
         assert!(
             buf.len() <= self.config.max_packet_size,
             "datagram within max_packet_size"
@@ -1177,7 +1190,7 @@ impl<A: Address> Node<A> {
     /// `max_stream_message_size`.
     fn send_push_pull(&mut self, to: A, join: bool, reply: bool, out: &mut Vec<Output<A>>) {
         let mut buf = Vec::new();
-        wire::write_header(&mut buf, self.config.cluster_label.as_bytes());
+        let start = self.open_packet(&mut buf);
         let header = StreamHeader {
             kind: StreamKind::PushPull { join, reply },
             sender: self.local.name.as_str(),
@@ -1206,7 +1219,7 @@ impl<A: Address> Node<A> {
         let limit = self
             .config
             .max_stream_message_size
-            .saturating_sub(buf.len() + 5);
+            .saturating_sub(buf.len() + 5 + TAG_LEN);
         'passes: for live in [true, false] {
             for slot in 0..self.members.len() {
                 if self.members.at(slot).member.state.is_active() != live {
@@ -1225,6 +1238,7 @@ impl<A: Address> Node<A> {
         wire::encode_count(count, &mut buf);
         buf.extend_from_slice(&body);
         self.scratch = body;
+        self.seal_packet(&mut buf, start);
         self.stats.sent.bump(MessageKind::PushPull);
         self.stats.streams_sent += 1;
         self.stats.stream_bytes_sent += buf.len() as u64;
@@ -1318,6 +1332,30 @@ impl<A: Address> Node<A> {
                     out.push(Output::Event(Event::LeaveComplete));
                 }
             }
+            Command::InstallKey(key) => {
+                let ring = self
+                    .config
+                    .keyring
+                    .as_mut()
+                    .ok_or(CommandError::NoKeyring)?;
+                ring.install(key).map_err(CommandError::Keyring)?;
+            }
+            Command::UseKey(key) => {
+                let ring = self
+                    .config
+                    .keyring
+                    .as_mut()
+                    .ok_or(CommandError::NoKeyring)?;
+                ring.use_key(&key).map_err(CommandError::Keyring)?;
+            }
+            Command::RemoveKey(key) => {
+                let ring = self
+                    .config
+                    .keyring
+                    .as_mut()
+                    .ok_or(CommandError::NoKeyring)?;
+                ring.remove(&key).map_err(CommandError::Keyring)?;
+            }
             Command::UpdateMetadata(meta) => {
                 if meta.len() > self.config.max_meta_len {
                     return Err(CommandError::MetadataTooLarge {
@@ -1346,7 +1384,17 @@ impl<A: Address> Node<A> {
     fn on_datagram(&mut self, from: &A, bytes: &[u8], out: &mut Vec<Output<A>>) {
         self.stats.datagrams_received += 1;
         self.stats.datagram_bytes_received += bytes.len() as u64;
-        let dg = match wire::decode_datagram::<A>(bytes, self.config.cluster_label.as_bytes()) {
+        let mut plain = core::mem::take(&mut self.plain);
+        match self.unseal(bytes, &mut plain) {
+            Ok(Some(start)) => self.on_datagram_payload(from, &bytes[start..], out),
+            Ok(None) => self.on_datagram_payload(from, &plain, out),
+            Err(e) => self.drop_packet(from, DropReason::Decode(e), out),
+        }
+        self.plain = plain;
+    }
+
+    fn on_datagram_payload(&mut self, from: &A, payload: &[u8], out: &mut Vec<Output<A>>) {
+        let dg = match wire::decode_datagram_payload::<A>(payload) {
             Ok(dg) => dg,
             Err(e) => return self.drop_packet(from, DropReason::Decode(e), out),
         };
@@ -1395,7 +1443,20 @@ impl<A: Address> Node<A> {
         if bytes.len() > self.config.max_stream_message_size {
             return self.drop_packet(from, DropReason::StreamTooLarge, out);
         }
-        let msg = match wire::decode_stream::<A>(bytes, self.config.cluster_label.as_bytes()) {
+        let mut plain = core::mem::take(&mut self.plain);
+        match self.unseal(bytes, &mut plain) {
+            Ok(Some(start)) => self.on_stream_payload(from, &bytes[start..], out),
+            Ok(None) => self.on_stream_payload(from, &plain, out),
+            Err(e) => self.drop_packet(from, DropReason::Decode(e), out),
+        }
+        // A snapshot can be megabytes: keep the buffer only if it is datagram-sized.
+        if plain.capacity() <= 2 * self.config.max_packet_size {
+            self.plain = plain;
+        }
+    }
+
+    fn on_stream_payload(&mut self, from: &A, payload: &[u8], out: &mut Vec<Output<A>>) {
+        let msg = match wire::decode_stream_payload::<A>(payload) {
             Ok(m) => m,
             Err(e) => return self.drop_packet(from, DropReason::Decode(e), out),
         };
@@ -1449,6 +1510,54 @@ impl<A: Address> Node<A> {
             self.next_push_pull_at = Some(at);
         }
         self.push_pull_spread = true;
+    }
+
+    /// Writes the packet header, and room for the nonce when encrypting; returns where the
+    /// payload starts.
+    fn open_packet(&self, buf: &mut Vec<u8>) -> usize {
+        let label = self.config.cluster_label.as_bytes();
+        let encrypted = self.config.keyring.is_some();
+        wire::write_header(buf, label, if encrypted { FLAG_ENCRYPTED } else { 0 });
+        if encrypted {
+            buf.extend_from_slice(&[0; NONCE_LEN]);
+        }
+        buf.len()
+    }
+
+    /// Encrypts the payload written after `start` in place, if a keyring is configured.
+    fn seal_packet(&mut self, buf: &mut Vec<u8>, start: usize) {
+        if self.config.keyring.is_none() {
+            return;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill_bytes(&mut nonce);
+        if let Some(k) = &self.config.keyring {
+            k.seal(buf, start, nonce);
+        }
+    }
+
+    /// Checks a packet's header and finds its plaintext payload: `Some(start)` when it is
+    /// `bytes[start..]`, `None` when it was decrypted into `plain`.
+    fn unseal(
+        &self,
+        bytes: &[u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<Option<usize>, wire::DecodeError> {
+        let h = wire::read_header(bytes, self.config.cluster_label.as_bytes())?;
+        match (&self.config.keyring, h.flags & FLAG_ENCRYPTED != 0) {
+            (None, false) => Ok(Some(h.len)),
+            (None, true) => Err(wire::DecodeError::Encrypted),
+            (Some(_), false) => Err(wire::DecodeError::NotEncrypted),
+            (Some(k), true) => {
+                k.open(&bytes[..h.len], &bytes[h.len..], plain)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The keyring, if encryption is on.
+    pub fn keyring(&self) -> Option<&crate::keyring::Keyring> {
+        self.config.keyring.as_ref()
     }
 
     fn next_seq(&mut self) -> u32 {

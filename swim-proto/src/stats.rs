@@ -82,6 +82,12 @@ pub struct Drops {
     pub stream_too_large: u64,
     /// Messages claiming to be from this node.
     pub from_self: u64,
+    /// Encrypted packets received without a keyring.
+    pub encrypted: u64,
+    /// Plaintext packets received while encryption is required.
+    pub not_encrypted: u64,
+    /// Packets no installed key authenticates (wrong key, another cluster, tampering).
+    pub decrypt_failed: u64,
 }
 
 impl Drops {
@@ -98,6 +104,9 @@ impl Drops {
             + self.relay_table_full
             + self.stream_too_large
             + self.from_self
+            + self.encrypted
+            + self.not_encrypted
+            + self.decrypt_failed
     }
 
     pub(crate) fn bump(&mut self, reason: DropReason) {
@@ -105,6 +114,9 @@ impl Drops {
             DropReason::Decode(DecodeError::UnsupportedVersion(_)) => &mut self.unsupported_version,
             DropReason::Decode(DecodeError::LabelMismatch) => &mut self.label_mismatch,
             DropReason::Decode(DecodeError::TooManyUpdates) => &mut self.too_many_updates,
+            DropReason::Decode(DecodeError::Encrypted) => &mut self.encrypted,
+            DropReason::Decode(DecodeError::NotEncrypted) => &mut self.not_encrypted,
+            DropReason::Decode(DecodeError::DecryptFailed) => &mut self.decrypt_failed,
             DropReason::Decode(_) => &mut self.malformed,
             DropReason::PingForOtherNode => &mut self.ping_for_other_node,
             DropReason::BadName => &mut self.bad_name,

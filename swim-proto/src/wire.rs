@@ -3,10 +3,11 @@
 //! Every packet, datagram or stream, starts with a header:
 //!
 //! ```text
-//! [version: u8 = 1][label length: u8][label bytes]
+//! [version: u8 = 1][label length: u8][label bytes][flags: u8]
 //! ```
 //!
-//! A datagram then carries one postcard-encoded [`Message`] followed by a varint count and that
+//! With encryption on (flag bit 0), the rest is `[nonce: 12][ciphertext][tag: 16]` and the header
+//! is the associated data (see `keyring`). The plaintext payload of a datagram carries one postcard-encoded [`Message`] followed by a varint count and that
 //! many postcard-encoded [`Update`]s (the piggybacked gossip, SWIM §4.1). A stream message carries
 //! a [`StreamHeader`] followed by a varint count and that many [`Update`]s (a full membership
 //! snapshot for push-pull). Decoding borrows names and metadata from the input, checks every
@@ -22,6 +23,9 @@ use crate::member::MemberState;
 
 /// Version byte that starts every packet. Packets with another version are dropped and counted.
 pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Header flag: the payload is encrypted.
+pub const FLAG_ENCRYPTED: u8 = 1;
 
 /// Smallest encoded size of one [`Update`], used to bound counts before allocating.
 const MIN_UPDATE_LEN: usize = 4;
@@ -233,6 +237,12 @@ pub enum DecodeError {
     TooManyUpdates,
     /// Bytes remain after the last update.
     TrailingBytes,
+    /// The packet is encrypted and this node has no keyring (or a plaintext decoder was used).
+    Encrypted,
+    /// The packet is plaintext and this node requires encryption.
+    NotEncrypted,
+    /// No installed key authenticates the packet (wrong key, or tampered with).
+    DecryptFailed,
 }
 
 impl fmt::Display for DecodeError {
@@ -244,6 +254,9 @@ impl fmt::Display for DecodeError {
             DecodeError::Malformed => f.write_str("malformed field"),
             DecodeError::TooManyUpdates => f.write_str("update count exceeds packet size"),
             DecodeError::TrailingBytes => f.write_str("trailing bytes after last update"),
+            DecodeError::Encrypted => f.write_str("encrypted packet, no keyring"),
+            DecodeError::NotEncrypted => f.write_str("plaintext packet, encryption required"),
+            DecodeError::DecryptFailed => f.write_str("no installed key authenticates the packet"),
         }
     }
 }
@@ -268,12 +281,22 @@ pub struct StreamMessage<'a, A> {
     pub updates: Vec<Update<'a, A>>,
 }
 
-/// Writes the packet header (version and cluster label) at the end of `out`.
-pub fn write_header(out: &mut Vec<u8>, label: &[u8]) {
+/// Writes the packet header (version, cluster label, flags) at the end of `out`.
+pub fn write_header(out: &mut Vec<u8>, label: &[u8], flags: u8) {
     debug_assert!(label.len() <= crate::config::MAX_LABEL_LEN);
     out.push(PROTOCOL_VERSION);
     out.push(label.len() as u8);
     out.extend_from_slice(label);
+    out.push(flags);
+}
+
+/// A checked packet header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Flag bits ([`FLAG_ENCRYPTED`]).
+    pub flags: u8,
+    /// Header length in bytes: the payload starts here.
+    pub len: usize,
 }
 
 /// Appends the postcard encoding of `value` to `out`.
@@ -289,22 +312,37 @@ pub(crate) fn encode_count(count: usize, out: &mut Vec<u8>) {
     encode_into(&(count as u32), out);
 }
 
-/// Checks the header and returns the payload that follows it.
-pub fn read_header<'a>(bytes: &'a [u8], label: &[u8]) -> Result<&'a [u8], DecodeError> {
+/// Checks version, cluster label and flags.
+pub fn read_header(bytes: &[u8], label: &[u8]) -> Result<Header, DecodeError> {
     let (&version, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
     if version != PROTOCOL_VERSION {
         return Err(DecodeError::UnsupportedVersion(version));
     }
     let (&len, rest) = rest.split_first().ok_or(DecodeError::Truncated)?;
     let len = usize::from(len);
-    if rest.len() < len {
+    if rest.len() < len + 1 {
         return Err(DecodeError::Truncated);
     }
-    let (got, rest) = rest.split_at(len);
-    if got != label {
+    if &rest[..len] != label {
         return Err(DecodeError::LabelMismatch);
     }
-    Ok(rest)
+    let flags = rest[len];
+    if flags & !FLAG_ENCRYPTED != 0 {
+        return Err(DecodeError::Malformed);
+    }
+    Ok(Header {
+        flags,
+        len: 2 + len + 1,
+    })
+}
+
+/// The plaintext payload of a packet, or [`DecodeError::Encrypted`].
+fn plaintext<'a>(bytes: &'a [u8], label: &[u8]) -> Result<&'a [u8], DecodeError> {
+    let h = read_header(bytes, label)?;
+    if h.flags & FLAG_ENCRYPTED != 0 {
+        return Err(DecodeError::Encrypted);
+    }
+    Ok(&bytes[h.len..])
 }
 
 fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {
@@ -335,25 +373,37 @@ fn read_updates<'a, A: DeserializeOwned>(
     Ok(updates)
 }
 
-/// Decodes a datagram, checking version and cluster label. Allocates at most one `Vec` of
-/// borrowed updates, sized by what the input can actually hold.
+/// Decodes a plaintext datagram, checking version and cluster label. Allocates at most one
+/// `Vec` of borrowed updates, sized by what the input can actually hold.
 pub fn decode_datagram<'a, A: DeserializeOwned>(
     bytes: &'a [u8],
     label: &[u8],
 ) -> Result<Datagram<'a, A>, DecodeError> {
-    let rest = read_header(bytes, label)?;
-    let (message, rest) = take::<Message<'a, A>>(rest)?;
+    decode_datagram_payload(plaintext(bytes, label)?)
+}
+
+/// Decodes a datagram's (decrypted) payload: the part after the header.
+pub fn decode_datagram_payload<'a, A: DeserializeOwned>(
+    payload: &'a [u8],
+) -> Result<Datagram<'a, A>, DecodeError> {
+    let (message, rest) = take::<Message<'a, A>>(payload)?;
     let updates = read_updates(rest)?;
     Ok(Datagram { message, updates })
 }
 
-/// Decodes a stream message, checking version and cluster label.
+/// Decodes a plaintext stream message, checking version and cluster label.
 pub fn decode_stream<'a, A: DeserializeOwned>(
     bytes: &'a [u8],
     label: &[u8],
 ) -> Result<StreamMessage<'a, A>, DecodeError> {
-    let rest = read_header(bytes, label)?;
-    let (header, rest) = take::<StreamHeader<'a, A>>(rest)?;
+    decode_stream_payload(plaintext(bytes, label)?)
+}
+
+/// Decodes a stream message's (decrypted) payload: the part after the header.
+pub fn decode_stream_payload<'a, A: DeserializeOwned>(
+    payload: &'a [u8],
+) -> Result<StreamMessage<'a, A>, DecodeError> {
+    let (header, rest) = take::<StreamHeader<'a, A>>(payload)?;
     let updates = read_updates(rest)?;
     Ok(StreamMessage { header, updates })
 }
@@ -366,7 +416,7 @@ pub fn encode_datagram<A: Serialize>(
     updates: &[Update<'_, A>],
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    write_header(&mut out, label);
+    write_header(&mut out, label, 0);
     encode_into(message, &mut out);
     encode_count(updates.len(), &mut out);
     for u in updates {
@@ -382,7 +432,7 @@ pub fn encode_stream<A: Serialize>(
     updates: &[Update<'_, A>],
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    write_header(&mut out, label);
+    write_header(&mut out, label, 0);
     encode_into(header, &mut out);
     encode_count(updates.len(), &mut out);
     for u in updates {
@@ -427,7 +477,7 @@ mod tests {
     #[test]
     fn huge_declared_count_is_rejected_before_allocating() {
         let mut pkt = Vec::new();
-        write_header(&mut pkt, b"");
+        write_header(&mut pkt, b"", 0);
         encode_into(&Message::<u32>::Gossip, &mut pkt);
         encode_count(u32::MAX as usize, &mut pkt);
         pkt.extend_from_slice(&[0; 16]);
@@ -562,7 +612,7 @@ mod tests {
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode_datagram::<u32>(&bytes, b"");
             let _ = decode_stream::<u32>(&bytes, b"");
-            let mut framed = vec![PROTOCOL_VERSION, 0];
+            let mut framed = vec![PROTOCOL_VERSION, 0, 0];
             framed.extend_from_slice(&bytes);
             let _ = decode_datagram::<u32>(&framed, b"");
             let _ = decode_stream::<u32>(&framed, b"");

@@ -165,6 +165,8 @@ pub struct Report {
     pub converged: bool,
     /// How many live nodes' views differed from the true live set at the end.
     pub unconverged_nodes: u32,
+    /// Packets dropped by running nodes (undecodable, wrong key or label, over a bound...).
+    pub packets_dropped: u64,
     /// Spread of membership changes.
     pub dissemination: Dissemination,
     /// Digest of every output of every node, in order (when asked for): equal for equal runs.

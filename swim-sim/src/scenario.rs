@@ -139,6 +139,14 @@ pub enum Fault {
         #[serde(with = "duration")]
         duration: Duration,
     },
+    /// An application command delivered to a node (key rotation, metadata update...). In TOML:
+    /// `command = { InstallKey = "<64 hex digits>" }`.
+    Command {
+        /// Which node.
+        node: NodeId,
+        /// The command.
+        command: swim_proto::Command<NodeId>,
+    },
     /// Loss `rate` on the link `from → to` for the rest of the run.
     LinkLoss {
         /// Sender.
@@ -186,6 +194,15 @@ impl Fault {
             Fault::Loss { rate, .. } => format!("loss {:.0}%", rate * 100.0),
             Fault::LinkLoss { from, to, rate } => {
                 format!("link {from}->{to} loss {:.0}%", rate * 100.0)
+            }
+            Fault::Command { node, command } => {
+                let what = format!("{command:?}");
+                let kind = what
+                    .split(['(', ' ', '{'])
+                    .next()
+                    .unwrap_or("command")
+                    .to_string();
+                format!("{kind} node-{node}")
             }
         }
     }
@@ -700,7 +717,8 @@ pub fn fault_node(f: &Fault) -> Option<NodeId> {
         | Fault::Slow { node, .. }
         | Fault::ClockSkew { node, .. }
         | Fault::Leave { node }
-        | Fault::Join { node } => Some(*node),
+        | Fault::Join { node }
+        | Fault::Command { node, .. } => Some(*node),
         _ => None,
     }
 }

@@ -308,7 +308,14 @@ impl<'a> Engine<'a> {
                     sender_addr: NodeId::MAX,
                 };
                 let label = self.scenario.config.cluster_label.as_bytes();
-                let snapshot = wire::encode_stream(label, &header, &updates);
+                let mut snapshot = wire::encode_stream(label, &header, &updates);
+                if let Some(ring) = &self.scenario.config.keyring {
+                    let mut nonce = [0u8; 12];
+                    self.rng.fill_bytes(&mut nonce);
+                    snapshot = ring
+                        .encrypt_packet(&snapshot, nonce)
+                        .expect("a fresh plaintext snapshot encrypts");
+                }
                 for &v in &started {
                     self.boot(v);
                     self.deliver(
@@ -360,6 +367,7 @@ impl<'a> Engine<'a> {
                     at + self.scenario.duration / 200
                 }
                 Fault::ClockSkew { .. } | Fault::LinkLoss { .. } => self.end,
+                Fault::Command { .. } => at + self.scenario.duration / 400,
                 _ => end,
             };
             self.metrics.faults.push(FaultWindow {
@@ -632,6 +640,7 @@ impl<'a> Engine<'a> {
                 }
                 self.schedule(end, Ev::FaultEnd(i));
             }
+            Fault::Command { node, command } => self.deliver(node, Input::Command(command)),
             Fault::LinkLoss { from, to, rate } => {
                 self.net.link_loss.insert((from, to), rate);
                 if rate > 0.0 {
@@ -849,6 +858,12 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         heal_ms: engine.metrics.heal_ms,
         converged: engine.metrics.converged_since.is_some(),
         unconverged_nodes: engine.metrics.views.unconverged(),
+        packets_dropped: engine
+            .nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .map(|n| n.stats().dropped.total())
+            .sum(),
         dissemination: engine.metrics.dissemination(),
         output_digest: engine.digest.map(|d| format!("{d:016x}")),
         cost: Cost {
