@@ -66,6 +66,20 @@ pub struct Config {
     /// use it). Default 30 s.
     #[serde(with = "duration")]
     pub push_pull_interval: Duration,
+    /// Partition healing: how often each node considers contacting a member it holds failed.
+    /// Zero disables healing. Default 30 s.
+    #[serde(with = "duration")]
+    pub heal_interval: Duration,
+    /// Partition healing: each node makes an attempt per `heal_interval` with probability
+    /// `min(1, heal_base / n)`, so the cluster makes about `heal_base` attempts per interval
+    /// whatever its size (as ringpop does). Default 3.
+    pub heal_base: u32,
+    /// How many failed members a node remembers as healing targets (oldest forgotten first).
+    /// Default 1,024.
+    pub max_failed_memory: usize,
+    /// How long a failed member stays a healing target. Default 1 h.
+    #[serde(with = "duration")]
+    pub failed_memory_time: Duration,
     /// How long dead and departed members stay as tombstones, so stale gossip cannot bring
     /// them back, before they are reaped. Default 60 s.
     #[serde(with = "duration")]
@@ -222,6 +236,10 @@ impl Config {
             gossip_to_dead_time: Duration::from_secs(30),
             push_pull_interval: Duration::from_secs(30),
             tombstone_retention: Duration::from_secs(60),
+            heal_interval: Duration::from_secs(30),
+            heal_base: 3,
+            max_failed_memory: 1_024,
+            failed_memory_time: Duration::from_secs(3_600),
             join_retry_initial: Duration::from_secs(1),
             join_retry_max: Duration::from_secs(30),
             max_packet_size: 1400,
@@ -248,6 +266,7 @@ impl Config {
             gossip_to_dead_time: Duration::from_secs(60),
             push_pull_interval: Duration::from_secs(60),
             tombstone_retention: Duration::from_secs(120),
+            heal_interval: Duration::from_secs(60),
             ..Config::lan()
         }
     }
@@ -265,6 +284,7 @@ impl Config {
             gossip_to_dead_time: Duration::from_secs(15),
             push_pull_interval: Duration::from_secs(15),
             tombstone_retention: Duration::from_secs(30),
+            heal_interval: Duration::from_secs(15),
             ..Config::lan()
         }
     }
@@ -304,6 +324,13 @@ impl Config {
         nonzero("gossip_interval", self.gossip_interval)?;
         range("gossip_nodes", self.gossip_nodes as u64, 1, 64)?;
         nonzero("tombstone_retention", self.tombstone_retention)?;
+        range("heal_base", self.heal_base.into(), 1, 1_000)?;
+        range(
+            "max_failed_memory",
+            self.max_failed_memory as u64,
+            0,
+            1 << 20,
+        )?;
         nonzero("join_retry_initial", self.join_retry_initial)?;
         if self.join_retry_max < self.join_retry_initial {
             return Err(ConfigError::new(

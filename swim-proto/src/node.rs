@@ -1,7 +1,7 @@
 //! The node: SWIM with Lifeguard's extensions as one deterministic state machine.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt::Debug;
 use core::hash::Hash;
@@ -58,11 +58,12 @@ enum Due {
     Gossip,
     PushPull,
     Join,
+    Heal,
     Queued,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
+enum Source<'a> {
     /// Piggybacked on a datagram.
     Gossip,
     /// A push-pull snapshot. Tombstones of members we never knew are not adopted, so snapshots
@@ -70,6 +71,11 @@ enum Source {
     /// found a gap, likely shared by our neighbours) unless the snapshot is the answer to our own
     /// join: that one is news only to us, and re-gossiping it would cost every join O(n) updates.
     PushPull { join_reply: bool },
+    /// A partition-healing snapshot from `sender` (from the other side of a healed split). As a
+    /// push-pull, but a "dead" or "left" claim about a member we hold alive becomes a suspicion
+    /// by `sender`: the member refutes with a higher incarnation if it lives, instead of being
+    /// declared dead on the word of a side that could not see it.
+    Heal { sender: &'a str },
     /// Raised by this node.
     Local,
 }
@@ -117,6 +123,9 @@ pub struct Node<A: Address> {
     /// taught this node anything.
     table_changes: u64,
     next_join_at: Option<Instant>,
+    next_heal_at: Option<Instant>,
+    /// Members declared dead, newest last: targets for partition healing.
+    failed: VecDeque<(NodeName, A, Instant)>,
     leave_reported: bool,
     scratch: Vec<u8>,
     /// Reused buffer for decrypted payloads.
@@ -174,6 +183,8 @@ impl<A: Address> Node<A> {
             join_sync: None,
             table_changes: 0,
             next_join_at: None,
+            next_heal_at: None,
+            failed: VecDeque::new(),
             leave_reported: false,
             scratch: Vec::new(),
             plain: Vec::new(),
@@ -390,6 +401,9 @@ impl<A: Address> Node<A> {
         if !self.config.push_pull_interval.is_zero() {
             self.next_push_pull_at = Some(now + self.jitter(self.config.push_pull_interval));
         }
+        if !self.config.heal_interval.is_zero() {
+            self.next_heal_at = Some(now + self.jitter(self.config.heal_interval));
+        }
     }
 
     fn jitter(&mut self, period: Duration) -> Duration {
@@ -412,6 +426,9 @@ impl<A: Address> Node<A> {
         consider(self.next_gossip_at, Due::Gossip);
         if let Some(t) = self.next_push_pull_at {
             consider(t, Due::PushPull);
+        }
+        if let Some(t) = self.next_heal_at {
+            consider(t, Due::Heal);
         }
         if let Some(t) = self.next_join_at {
             consider(t, Due::Join);
@@ -438,6 +455,7 @@ impl<A: Address> Node<A> {
                 Due::Gossip => self.on_gossip_round(out),
                 Due::PushPull => self.on_push_pull_round(out),
                 Due::Join => self.on_join_round(out),
+                Due::Heal => self.on_heal_round(out),
                 Due::Queued => {
                     let (_, timer) = self
                         .timers
@@ -743,7 +761,7 @@ impl<A: Address> Node<A> {
 
     /// Merges one claim into the table by the precedence rule, with its events, timers and
     /// re-gossip. The claim has passed [`Node::validate_update`].
-    fn apply_update(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
+    fn apply_update(&mut self, u: &Update<'_, A>, source: Source<'_>, out: &mut Vec<Output<A>>) {
         if source != Source::Local {
             self.stats.updates_received += 1;
         }
@@ -757,6 +775,19 @@ impl<A: Address> Node<A> {
         };
         let m = &self.members.at(slot).member;
         let held = (m.incarnation, m.state);
+        if let Source::Heal { sender } = source
+            && !u.state().is_active()
+            && held.1.is_active()
+        {
+            let (name, incarnation, addr) = (u.name(), u.incarnation(), u.addr().clone());
+            let suspicion = Update::Suspect {
+                name,
+                incarnation,
+                addr,
+                accuser: sender,
+            };
+            return self.apply_update(&suspicion, Source::Gossip, out);
+        }
         let claim = (u.incarnation(), u.state());
         if overrides(claim, held) {
             self.transition(slot, u, out);
@@ -785,10 +816,10 @@ impl<A: Address> Node<A> {
         true
     }
 
-    fn learn_member(&mut self, u: &Update<'_, A>, source: Source, out: &mut Vec<Output<A>>) {
+    fn learn_member(&mut self, u: &Update<'_, A>, source: Source<'_>, out: &mut Vec<Output<A>>) {
         self.table_changes += 1;
         let state = u.state();
-        if !state.is_active() && matches!(source, Source::PushPull { .. }) {
+        if !state.is_active() && matches!(source, Source::PushPull { .. } | Source::Heal { .. }) {
             self.stats.updates_stale += 1;
             return;
         }
@@ -903,8 +934,11 @@ impl<A: Address> Node<A> {
                 let m = self.members.at(slot).member.clone();
                 if new_state == MemberState::Left {
                     Some(Event::MemberLeft(m))
+                } else if old_state != MemberState::Dead {
+                    self.remember_failed(m.name.clone(), m.addr.clone());
+                    Some(Event::MemberFailed(m))
                 } else {
-                    (old_state != MemberState::Dead).then_some(Event::MemberFailed(m))
+                    None
                 }
             }
         };
@@ -1189,10 +1223,16 @@ impl<A: Address> Node<A> {
     /// Sends this node's full state (itself, live members, then tombstones), cut short at
     /// `max_stream_message_size`.
     fn send_push_pull(&mut self, to: A, join: bool, reply: bool, out: &mut Vec<Output<A>>) {
+        self.send_snapshot(to, StreamKind::PushPull { join, reply }, out);
+    }
+
+    /// Sends this node's full state (itself, live members, then tombstones) as a stream message
+    /// of `kind`, cut short at `max_stream_message_size`.
+    fn send_snapshot(&mut self, to: A, kind: StreamKind, out: &mut Vec<Output<A>>) {
         let mut buf = Vec::new();
         let start = self.open_packet(&mut buf);
         let header = StreamHeader {
-            kind: StreamKind::PushPull { join, reply },
+            kind,
             sender: self.local.name.as_str(),
             sender_addr: self.local.addr.clone(),
         };
@@ -1467,9 +1507,24 @@ impl<A: Address> Node<A> {
             return self.drop_packet(from, reason, out);
         }
         self.stats.received.bump(MessageKind::PushPull);
-        let StreamKind::PushPull { join, reply } = msg.header.kind;
-        let source = Source::PushPull {
-            join_reply: join && reply,
+        let (join, reply, source) = match msg.header.kind {
+            StreamKind::PushPull { join, reply } => (
+                join,
+                reply,
+                Source::PushPull {
+                    join_reply: join && reply,
+                },
+            ),
+            StreamKind::Heal { reply } => {
+                self.stats.heals_received += 1;
+                (
+                    false,
+                    reply,
+                    Source::Heal {
+                        sender: msg.header.sender,
+                    },
+                )
+            }
         };
         let changes_before = self.table_changes;
         for u in &msg.updates {
@@ -1478,7 +1533,9 @@ impl<A: Address> Node<A> {
         let learned = self.table_changes > changes_before;
         self.members.trim();
         let sender_addr = msg.header.sender_addr;
-        if !reply {
+        if let StreamKind::Heal { reply: false } = msg.header.kind {
+            self.send_snapshot(sender_addr, StreamKind::Heal { reply: true }, out);
+        } else if !reply {
             // The answer echoes `join` so the joiner can tell its join snapshot apart.
             self.send_push_pull(sender_addr, join, true, out);
         } else if join && self.join_pending {
@@ -1500,6 +1557,55 @@ impl<A: Address> Node<A> {
                 self.join_sync = Some((left - 1, delay));
                 self.pull_push_pull_forward(delay);
             }
+        }
+    }
+
+    /// Remembers a member declared dead as a target for partition healing (bounded).
+    fn remember_failed(&mut self, name: NodeName, addr: A) {
+        if self.config.max_failed_memory == 0 {
+            return;
+        }
+        if self.failed.len() >= self.config.max_failed_memory {
+            self.failed.pop_front();
+        }
+        self.failed.push_back((name, addr, self.now));
+    }
+
+    /// Partition healing (ringpop's approach, fixing memberlist#222): each `heal_interval`,
+    /// with probability `min(1, heal_base / n)`, send a heal snapshot to a member this node holds
+    /// failed. If it is alive on the other side of a healed partition, the exchange revives each
+    /// side in the other's view and the reincarnation spreads by gossip.
+    fn on_heal_round(&mut self, out: &mut Vec<Output<A>>) {
+        if self.local.state == MemberState::Left {
+            self.next_heal_at = None;
+            return;
+        }
+        self.next_heal_at = Some(self.now + self.config.heal_interval);
+        while let Some((_, _, at)) = self.failed.front() {
+            if self.now.saturating_duration_since(*at) <= self.config.failed_memory_time {
+                break;
+            }
+            self.failed.pop_front();
+        }
+        let n = self.cluster_size().max(1) as u64;
+        if self.failed.is_empty() || self.rng.next_u64() % n >= u64::from(self.config.heal_base) {
+            return;
+        }
+        // A few tries to find a remembered member that is not active again already.
+        for _ in 0..4 {
+            let i = random_index(&mut self.rng, self.failed.len());
+            let (name, addr, _) = &self.failed[i];
+            if self
+                .members
+                .get(name.as_str())
+                .is_some_and(|e| e.member.state.is_active())
+            {
+                continue;
+            }
+            let to = addr.clone();
+            self.stats.heals_sent += 1;
+            self.send_snapshot(to, StreamKind::Heal { reply: false }, out);
+            return;
         }
     }
 

@@ -182,6 +182,10 @@ pub struct Stats {
     pub push_pull_truncated: u64,
     /// Join attempts (contacting the seeds).
     pub join_attempts: u64,
+    /// Partition-healing snapshots sent to members held failed.
+    pub heals_sent: u64,
+    /// Partition-healing snapshots received.
+    pub heals_received: u64,
     /// Acks that matched no probe in flight (late or unknown).
     pub unexpected_acks: u64,
     /// Dropped packets, by reason.

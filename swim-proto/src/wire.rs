@@ -187,6 +187,13 @@ pub enum StreamKind {
         /// An answer to a push-pull request.
         reply: bool,
     },
+    /// Partition healing: the sender's full state, sent to a member it holds failed. The
+    /// receiver turns "dead" claims about members it holds alive into suspicions, so they refute
+    /// instead of being declared dead, and answers with its own state (`reply`).
+    Heal {
+        /// An answer to a heal request.
+        reply: bool,
+    },
 }
 
 /// Header of a stream message; the sender's address is explicit because a stream's source

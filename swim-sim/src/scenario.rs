@@ -397,10 +397,8 @@ impl Scenario {
                 }
             }
             "partition" => {
-                // Each side declares the other dead during the 30 s split. Re-merging after that
-                // needs partition healing (reaching failed members again), which the core does
-                // not do yet, so `heal_ms` stays null and liveness is not checked here.
-                s.check_liveness = false;
+                // Each side declares the other dead during the 30 s split; partition healing
+                // re-merges them after it ends (`heal_ms`).
                 let half: Vec<NodeId> = (0..(n / 2) as NodeId).collect();
                 let at = secs(10).min(d / 4);
                 s.faults.push(TimedFault {
@@ -576,14 +574,12 @@ impl Scenario {
             let size = 1 + pick(&mut rng, n / 2);
             let group = distinct(&mut rng, n, size, &[]);
             let at = time(&mut rng);
-            // Partitions stay shorter than the minimum suspicion timeout (4 s here), so they end
-            // in refutations, not deaths: a split long enough to declare the other side dead
-            // does not heal until the core can reach failed members again (partition healing,
-            // a planned feature), and the liveness check would rightly fail.
+            // Short splits end in refutations; long ones in deaths on both sides, which
+            // partition healing must then undo within the liveness bound.
             let duration = between(
                 &mut rng,
                 Duration::from_millis(500),
-                Duration::from_millis(3500),
+                Duration::from_secs(40),
             );
             let one_way = rng.next_u64() % 4 == 0;
             push(
@@ -689,7 +685,8 @@ impl Scenario {
 
     /// How long after the last fault every live node's view must equal the true live set:
     /// the longest suspicion, two push-pull rounds (anti-entropy repairs what gossip missed),
-    /// ten probe periods and the time dead members are still gossiped to.
+    /// ten probe periods, the time dead members are still gossiped to, and three heal intervals
+    /// (about three healing attempts per interval cluster-wide reconnect a healed partition).
     pub fn liveness_bound(&self) -> Duration {
         let c = &self.config;
         let n = self.nodes.max(1);
@@ -704,7 +701,11 @@ impl Scenario {
             ((n as f64).log2() - 5.0).ceil() + 1.0
         };
         let push_pull = c.push_pull_interval.mul_f64(scale);
-        max_suspicion + push_pull * 2 + c.probe_interval * 10 + c.gossip_to_dead_time
+        max_suspicion
+            + push_pull * 2
+            + c.probe_interval * 10
+            + c.gossip_to_dead_time
+            + c.heal_interval * 3
     }
 }
 

@@ -148,14 +148,14 @@ fn record_then_replay_round_trip() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// `partition`: during a 50/50 split each side detects the other and declares it dead; the
-/// victims count as partitioned, not healthy. (Re-merging afterwards is partition healing, not
-/// yet in the core: `heal_ms` is measured once it is.)
+/// `partition`: during a 50/50 split each side declares the other dead (partitioned victims,
+/// not healthy ones); after it heals, partition healing re-merges the halves and views
+/// converge again.
 #[test]
-fn partition_is_detected_on_both_sides() {
+fn partition_is_detected_then_heals() {
     let seed = 3;
     let r = run(
-        &built_in("partition", 100, 120, seed),
+        &built_in("partition", 100, 240, seed),
         seed,
         RunOptions::default(),
     );
@@ -169,6 +169,9 @@ fn partition_is_detected_on_both_sides() {
         r.false_positives.healthy_victims, 0,
         "seed {seed}: partitioned nodes are not healthy victims"
     );
+    let heal = r.heal_ms.expect("views reconverged after the heal");
+    assert!(heal < 120_000.0, "seed {seed}: healing took {heal} ms");
+    assert!(r.converged, "seed {seed}");
 }
 
 /// `join-storm`: every node joins through one seed within a second; views converge quickly.
