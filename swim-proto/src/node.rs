@@ -775,10 +775,7 @@ impl<A: Address> Node<A> {
         };
         let m = &self.members.at(slot).member;
         let held = (m.incarnation, m.state);
-        if let Source::Heal { sender } = source
-            && !u.state().is_active()
-            && held.1.is_active()
-        {
+        if let Source::Heal { sender } = source {
             let (name, incarnation, addr) = (u.name(), u.incarnation(), u.addr().clone());
             let suspicion = Update::Suspect {
                 name,
@@ -786,7 +783,19 @@ impl<A: Address> Node<A> {
                 addr,
                 accuser: sender,
             };
-            return self.apply_update(&suspicion, Source::Gossip, out);
+            if !u.state().is_active() && held.1.is_active() {
+                // The other side could not see this member: suspect it rather than kill it.
+                return self.apply_update(&suspicion, Source::Gossip, out);
+            }
+            if u.state().is_active() && held.1 == MemberState::Dead && u.incarnation() == held.0 {
+                // We declared it dead at the incarnation the other side still sees alive: our
+                // side could not see it. Bring it back as a suspect, outside the precedence
+                // order, so it refutes if it lives (and dies again if it does not). This makes
+                // both ends of a heal exchange bridges to the whole other side.
+                self.transition(slot, &suspicion, out);
+                self.enqueue(&suspicion);
+                return;
+            }
         }
         let claim = (u.incarnation(), u.state());
         if overrides(claim, held) {
