@@ -244,6 +244,20 @@ impl Keyring {
         Ok(buf)
     }
 
+    /// Checks an encrypted packet's header against `label` and decrypts its payload with any
+    /// installed key, as a receiving node does; for tools and tests that inspect what a node
+    /// sent. Returns the plaintext payload (what follows the header).
+    pub fn decrypt_packet(&self, packet: &[u8], label: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let header = crate::wire::read_header(packet, label)?;
+        if header.flags & crate::wire::FLAG_ENCRYPTED == 0 {
+            return Err(DecodeError::NotEncrypted);
+        }
+        let (aad, sealed) = packet.split_at(header.len);
+        let mut out = Vec::new();
+        self.open(aad, sealed, &mut out)?;
+        Ok(out)
+    }
+
     /// Encrypts `buf[start..]` in place with the primary key. `buf[start - NONCE_LEN..start]`
     /// receives the nonce, `buf[..start - NONCE_LEN]` is authenticated as associated data, and
     /// the tag is appended.
@@ -329,6 +343,29 @@ mod tests {
         assert_eq!(
             ring.open(b"hdr", &buf[3..10], &mut out),
             Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn whole_packets_encrypt_and_decrypt() {
+        let ring = Keyring::new(key(3));
+        let plain =
+            crate::wire::encode_datagram::<u32>(b"lbl", &crate::wire::Message::Ack { seq: 9 }, &[]);
+        let sealed = ring.encrypt_packet(&plain, [1; NONCE_LEN]).unwrap();
+        assert_eq!(sealed.len(), plain.len() + ENCRYPTION_OVERHEAD);
+        let payload = ring.decrypt_packet(&sealed, b"lbl").unwrap();
+        assert_eq!(payload, plain[2 + 3 + 1..]);
+        assert_eq!(
+            ring.decrypt_packet(&sealed, b"xyz"),
+            Err(DecodeError::LabelMismatch)
+        );
+        assert_eq!(
+            ring.decrypt_packet(&plain, b"lbl"),
+            Err(DecodeError::NotEncrypted)
+        );
+        assert_eq!(
+            ring.encrypt_packet(&sealed, [1; NONCE_LEN]),
+            Err(DecodeError::Encrypted)
         );
     }
 

@@ -5,6 +5,8 @@
 //! run is reproducible from its seed. Faults are edits to that queue: loss, cut links,
 //! crashed nodes. This is the test-tier harness; the full simulator is `swim-sim`.
 
+pub mod fuzz;
+
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::hash::{DefaultHasher, Hash, Hasher};
