@@ -122,7 +122,7 @@ pub enum Output<A> {
         /// Bytes to send.
         bytes: Vec<u8>,
     },
-    /// Send a message over a reliable stream (TCP in the tokio driver); may be larger than a
+    /// Send a message over a reliable stream (TCP in the async driver); may be larger than a
     /// datagram, up to `Config::max_stream_message_size`.
     SendStream {
         /// Destination.

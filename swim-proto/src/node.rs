@@ -30,7 +30,7 @@ use crate::wire::{self, FLAG_ENCRYPTED, Message, MessageKind, StreamHeader, Stre
 /// node something).
 const MAX_JOIN_SYNC_ROUNDS: u8 = 5;
 
-/// What a node needs of an address: the simulator uses integers, the tokio driver
+/// What a node needs of an address: the simulator uses integers, the async driver
 /// `SocketAddr`. Implemented for every type with these traits.
 pub trait Address:
     Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned + 'static
