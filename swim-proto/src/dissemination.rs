@@ -3,11 +3,14 @@
 //! Each update is encoded once and copied into packets, least-transmitted first (newest first
 //! among equals), until it has been sent `λ·⌈log10(n+1)⌉` times. A newer update about the same
 //! member replaces the older one. Queueing, selecting and retiring an update each cost
-//! O(log q) for a queue of q updates: no scan or sort of the queue per packet.
+//! O(log q) for a queue of q updates: no scan or sort of the queue per packet. The same queue
+//! type, keyed by (type, key), carries replicated state entries.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
 use core::cmp::Reverse;
+use core::hash::Hash;
 
 use crate::Map;
 use crate::member::NodeName;
@@ -23,22 +26,26 @@ struct Priority {
 }
 
 #[derive(Debug)]
-struct Queued {
-    name: NodeName,
+struct Queued<K> {
+    name: K,
     bytes: Vec<u8>,
 }
 
-/// Bounded queue of encoded updates, one per member at most.
+/// Bounded queue of encoded updates, one per subject at most (a member's name, or a state
+/// entry's type and key).
 #[derive(Debug)]
-pub(crate) struct BroadcastQueue {
-    by_priority: BTreeMap<Priority, Queued>,
-    by_name: Map<NodeName, Priority>,
+pub(crate) struct BroadcastQueue<K = NodeName> {
+    by_priority: BTreeMap<Priority, Queued<K>>,
+    by_name: Map<K, Priority>,
     next_id: u64,
     max_len: usize,
     picked: Vec<Priority>,
+    /// Where the updates packed by the last `pack` call now sit, so a second call for the same
+    /// packet does not repeat them.
+    just_packed: Vec<Priority>,
 }
 
-impl BroadcastQueue {
+impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
     pub(crate) fn new(max_len: usize, hasher: foldhash::fast::FixedState) -> Self {
         BroadcastQueue {
             by_priority: BTreeMap::new(),
@@ -46,6 +53,7 @@ impl BroadcastQueue {
             next_id: 0,
             max_len,
             picked: Vec::new(),
+            just_packed: Vec::new(),
         }
     }
 
@@ -57,14 +65,17 @@ impl BroadcastQueue {
         self.by_priority.is_empty()
     }
 
-    pub(crate) fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains<Q: Hash + Eq + ?Sized>(&self, name: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
         self.by_name.contains_key(name)
     }
 
-    /// Queues an encoded update about `name`, replacing any older one about the same member.
+    /// Queues an encoded update about `name`, replacing any older one about the same subject.
     /// Returns how many updates were dropped to respect the bound (0 or 1).
-    pub(crate) fn push(&mut self, name: NodeName, bytes: Vec<u8>) -> usize {
-        if let Some(old) = self.by_name.remove(name.as_str()) {
+    pub(crate) fn push(&mut self, name: K, bytes: Vec<u8>) -> usize {
+        if let Some(old) = self.by_name.remove(&name) {
             self.by_priority.remove(&old);
         }
         let key = Priority {
@@ -80,7 +91,7 @@ impl BroadcastQueue {
                 .by_priority
                 .pop_last()
                 .expect("queue over its bound is non-empty");
-            self.by_name.remove(dropped.name.as_str());
+            self.by_name.remove(&dropped.name);
             return 1;
         }
         0
@@ -88,11 +99,25 @@ impl BroadcastQueue {
 
     /// Appends updates to `out` while they fit in `budget` bytes, least transmitted first, and
     /// retires those that reach `limit` transmissions. Returns the number of updates appended.
-    pub(crate) fn pack(&mut self, budget: usize, limit: u32, out: &mut Vec<u8>) -> usize {
+    /// With `same_packet`, skips the updates the previous call packed (a second pass filling
+    /// the same datagram).
+    pub(crate) fn pack(
+        &mut self,
+        budget: usize,
+        limit: u32,
+        out: &mut Vec<u8>,
+        same_packet: bool,
+    ) -> usize {
         let mut left = budget;
         let mut skips = 0;
         self.picked.clear();
+        if !same_packet {
+            self.just_packed.clear();
+        }
         for (key, q) in &self.by_priority {
+            if same_packet && self.just_packed.contains(key) {
+                continue;
+            }
             if q.bytes.len() <= left {
                 left -= q.bytes.len();
                 self.picked.push(*key);
@@ -114,13 +139,14 @@ impl BroadcastQueue {
                 newest_first: key.newest_first,
             };
             if next.transmits >= limit {
-                self.by_name.remove(q.name.as_str());
+                self.by_name.remove(&q.name);
             } else {
                 *self
                     .by_name
-                    .get_mut(q.name.as_str())
+                    .get_mut(&q.name)
                     .expect("queued update is indexed by name") = next;
                 self.by_priority.insert(next, q);
+                self.just_packed.push(next);
             }
         }
         self.picked.len()
@@ -136,7 +162,7 @@ mod tests {
         NodeName::new(s).unwrap()
     }
 
-    fn queue(max: usize) -> BroadcastQueue {
+    fn queue(max: usize) -> BroadcastQueue<NodeName> {
         BroadcastQueue::new(max, foldhash::fast::FixedState::with_seed(1))
     }
 
@@ -147,7 +173,7 @@ mod tests {
         q.push(name("a"), vec![2; 5]);
         assert_eq!(q.len(), 1);
         let mut out = Vec::new();
-        assert_eq!(q.pack(100, 3, &mut out), 1);
+        assert_eq!(q.pack(100, 3, &mut out, false), 1);
         assert_eq!(out, vec![2; 5]);
     }
 
@@ -156,13 +182,13 @@ mod tests {
         let mut q = queue(16);
         q.push(name("a"), vec![1; 10]);
         let mut out = Vec::new();
-        q.pack(10, 2, &mut out); // a sent once
+        q.pack(10, 2, &mut out, false); // a sent once
         q.push(name("b"), vec![2; 10]);
         out.clear();
-        q.pack(10, 2, &mut out);
+        q.pack(10, 2, &mut out, false);
         assert_eq!(out, vec![2; 10], "b was sent fewer times, so it goes first");
         out.clear();
-        q.pack(100, 2, &mut out);
+        q.pack(100, 2, &mut out, false);
         assert_eq!(out.len(), 20, "both sent a second time");
         assert!(q.is_empty(), "both retired at the limit");
     }
@@ -174,7 +200,7 @@ mod tests {
             q.push(name(&alloc::format!("m{i}")), vec![0; 7 + i % 13]);
         }
         let mut out = Vec::new();
-        let n = q.pack(100, 10, &mut out);
+        let n = q.pack(100, 10, &mut out, false);
         assert!(out.len() <= 100 && n > 0);
     }
 

@@ -1,11 +1,13 @@
 //! What goes into a node ([`Input`]) and what comes out ([`Output`], [`Event`]).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::keyring::{KeyringError, SecretKey};
 use crate::member::{Member, MemberState, Metadata, NodeName};
+use crate::state::{ChangeCause, StateEntry, StateError, StateKey};
 use crate::stats::DropReason;
 use crate::time::Instant;
 
@@ -60,6 +62,41 @@ pub enum Command<A> {
     UseKey(SecretKey),
     /// Stop accepting a key that is no longer primary (last step).
     RemoveKey(SecretKey),
+    /// Write one replicated state entry (`docs/protocol.md` §5): versioned by this node's
+    /// Lamport clock, gossiped, and repaired by anti-entropy.
+    Publish(StateWrite),
+    /// Write several entries at once: all are accepted or none (the first bad one is named).
+    PublishMany(Vec<StateWrite>),
+    /// Delete an entry: a tombstone that outranks every earlier write of the key.
+    Delete {
+        /// State type.
+        ty: String,
+        /// Key within the type.
+        key: String,
+    },
+}
+
+/// One state write for [`Command::Publish`] and [`Command::PublishMany`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct StateWrite {
+    /// State type (for example `"backend_health"`).
+    pub ty: String,
+    /// Key within the type.
+    pub key: String,
+    /// The value's bytes (serialize it with serde or any codec).
+    pub value: Vec<u8>,
+}
+
+impl StateWrite {
+    /// A write of `value` to `(ty, key)`.
+    pub fn new(ty: impl Into<String>, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        StateWrite {
+            ty: ty.into(),
+            key: key.into(),
+            value: value.into(),
+        }
+    }
 }
 
 /// A rejected command. In every case the node's state is unchanged.
@@ -88,6 +125,13 @@ pub enum CommandError {
     NoKeyring,
     /// The keyring refused the change.
     Keyring(KeyringError),
+    /// A state write was refused (for a batch, `index` is the first refused write).
+    State {
+        /// Position in the batch (0 for single writes).
+        index: usize,
+        /// Why.
+        error: StateError,
+    },
 }
 
 impl fmt::Display for CommandError {
@@ -105,6 +149,7 @@ impl fmt::Display for CommandError {
             CommandError::Left => f.write_str("the node has left the cluster"),
             CommandError::NoKeyring => f.write_str("encryption is not configured (no keyring)"),
             CommandError::Keyring(e) => write!(f, "keyring: {e}"),
+            CommandError::State { index, error } => write!(f, "state write {index}: {error}"),
         }
     }
 }
@@ -193,6 +238,30 @@ pub enum Event<A> {
     /// A command given through [`Node::handle`](crate::Node::handle) was rejected; nothing
     /// changed.
     CommandRejected(CommandError),
+    /// A replicated state entry changed on this node other than by a local write: a newer
+    /// remote write arrived, or the entry expired or was reset (`new` is `None` when it is gone;
+    /// a deletion arrives as an entry whose `value` is `None`).
+    StateChanged {
+        /// Type and key.
+        key: StateKey,
+        /// The entry held before, if any.
+        old: Option<StateEntry>,
+        /// The entry held now, if any.
+        new: Option<StateEntry>,
+        /// Why it changed.
+        cause: ChangeCause,
+    },
+    /// The failover hook: a member that originated state entries failed or left. `keys` are
+    /// its live entries here; types configured with `expire_after_origin_failure` delete them
+    /// after that delay unless the origin comes back.
+    OriginFailed {
+        /// The failed or departed member.
+        origin: NodeName,
+        /// True if it left gracefully, false if it was declared dead.
+        left: bool,
+        /// Its live entries on this node, ascending.
+        keys: Vec<StateKey>,
+    },
 }
 
 /// Who a node is: a unique name, the address others reach it at, and its initial metadata.

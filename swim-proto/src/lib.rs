@@ -89,6 +89,7 @@ mod member;
 mod membership;
 mod node;
 mod probe;
+mod state;
 mod stats;
 mod suspicion;
 mod time;
@@ -96,14 +97,15 @@ pub mod trace;
 pub mod wire;
 
 pub use config::{
-    Config, ConfigError, MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MIN_DATAGRAM_SIZE,
-    duration,
+    Config, ConfigError, MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN,
+    MIN_DATAGRAM_SIZE, StateConfig, StateTypeConfig, duration,
 };
-pub use io::{Command, CommandError, Event, Identity, Input, Output};
+pub use io::{Command, CommandError, Event, Identity, Input, Output, StateWrite};
 pub use keyring::{Keyring, KeyringError, SecretKey};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};
 pub use node::{Address, Node};
-pub use stats::{DropReason, Drops, PerKind, Stats};
+pub use state::{ChangeCause, StateEntry, StateError, StateKey, stamp_cmp};
+pub use stats::{DropReason, Drops, PerKind, StateStats, Stats};
 pub use time::Instant;
 pub use wire::{DecodeError, MessageKind};
 

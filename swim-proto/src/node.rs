@@ -12,6 +12,8 @@ use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod state;
+
 use crate::Map;
 use crate::config::{Config, ConfigError};
 use crate::dissemination::BroadcastQueue;
@@ -21,6 +23,7 @@ use crate::keyring::{NONCE_LEN, TAG_LEN};
 use crate::member::{Member, MemberState, Metadata, NodeName, overrides};
 use crate::membership::{Entry, MemberTable, Pending};
 use crate::probe::{ProbeInFlight, ProbeOrder, Relay, random_index};
+use crate::state::{StateKey, StateStore, TypeName};
 use crate::stats::{DropReason, Stats};
 use crate::suspicion::{Suspicion, min_suspicion_timeout, push_pull_interval, retransmit_limit};
 use crate::time::Instant;
@@ -48,6 +51,8 @@ enum Timer {
     Suspicion(NodeName),
     Reap(NodeName),
     Relay(u32),
+    /// Orphaned entries of a failed origin expire (state §5.7).
+    Expire(NodeName, TypeName),
 }
 
 /// The periodic deadlines, each kept in a field, and the queue of the others.
@@ -59,6 +64,8 @@ enum Due {
     PushPull,
     Join,
     Heal,
+    Sync,
+    Collect,
     Queued,
 }
 
@@ -128,8 +135,16 @@ pub struct Node<A: Address> {
     failed: VecDeque<(NodeName, A, Instant)>,
     leave_reported: bool,
     scratch: Vec<u8>,
+    /// Reused buffer for state entries while packing a datagram.
+    state_scratch: Vec<u8>,
     /// Reused buffer for decrypted payloads.
     plain: Vec<u8>,
+    /// The replicated key/value state.
+    state: StateStore,
+    /// State entries waiting to be piggybacked.
+    state_queue: BroadcastQueue<StateKey>,
+    next_sync_at: Option<Instant>,
+    next_collect_at: Option<Instant>,
 }
 
 impl<A: Address> Node<A> {
@@ -151,11 +166,12 @@ impl<A: Address> Node<A> {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut hasher = || foldhash::fast::FixedState::with_seed(rng.next_u64());
-        let (h1, h2, h3) = (hasher(), hasher(), hasher());
+        let (h1, h2, h3, h4) = (hasher(), hasher(), hasher(), hasher());
         Ok(Node {
             members: MemberTable::new(h1),
             relays: Map::with_hasher(h2),
             broadcasts: BroadcastQueue::new(config.max_broadcast_queue, h3),
+            state_queue: BroadcastQueue::new(config.state.max_queue, h4),
             health: LocalHealth::new(config.max_local_health),
             join_backoff: config.join_retry_initial,
             local: Member {
@@ -187,7 +203,11 @@ impl<A: Address> Node<A> {
             failed: VecDeque::new(),
             leave_reported: false,
             scratch: Vec::new(),
+            state_scratch: Vec::new(),
             plain: Vec::new(),
+            state: StateStore::new(),
+            next_sync_at: None,
+            next_collect_at: None,
         })
     }
 
@@ -248,6 +268,7 @@ impl<A: Address> Node<A> {
     /// timers fire again; then the next deadline, always after `now`, goes out.
     fn finish(&mut self, out: &mut Vec<Output<A>>) {
         self.fire_due(out);
+        self.refresh_state_stats();
         out.push(Output::TickAt(self.next_deadline()));
     }
 
@@ -343,6 +364,11 @@ impl<A: Address> Node<A> {
             self.relays.len() <= self.config.max_pending_relays,
             "relay table within bound"
         );
+        assert!(
+            self.state_queue.len() <= self.config.state.max_queue,
+            "state queue within bound"
+        );
+        self.state.check_invariants(&self.config.state);
         let mut counts = [0usize; 4];
         for e in self.members.iter() {
             counts[usize::from(e.member.state.rank())] += 1;
@@ -404,6 +430,9 @@ impl<A: Address> Node<A> {
         if !self.config.heal_interval.is_zero() {
             self.next_heal_at = Some(now + self.jitter(self.config.heal_interval));
         }
+        if !self.config.state.sync_interval.is_zero() {
+            self.next_sync_at = Some(now + self.jitter(self.config.state.sync_interval));
+        }
     }
 
     fn jitter(&mut self, period: Duration) -> Duration {
@@ -433,6 +462,12 @@ impl<A: Address> Node<A> {
         if let Some(t) = self.next_join_at {
             consider(t, Due::Join);
         }
+        if let Some(t) = self.next_sync_at {
+            consider(t, Due::Sync);
+        }
+        if let Some(t) = self.next_collect_at {
+            consider(t, Due::Collect);
+        }
         if let Some((t, _)) = self.timers.first() {
             consider(*t, Due::Queued);
         }
@@ -456,6 +491,8 @@ impl<A: Address> Node<A> {
                 Due::PushPull => self.on_push_pull_round(out),
                 Due::Join => self.on_join_round(out),
                 Due::Heal => self.on_heal_round(out),
+                Due::Sync => self.on_sync_round(out),
+                Due::Collect => self.on_collect(),
                 Due::Queued => {
                     let (_, timer) = self
                         .timers
@@ -465,6 +502,7 @@ impl<A: Address> Node<A> {
                         Timer::Suspicion(name) => self.on_suspicion_timeout(&name, out),
                         Timer::Reap(name) => self.on_reap(&name, out),
                         Timer::Relay(seq) => self.on_relay_timeout(seq, out),
+                        Timer::Expire(origin, ty) => self.on_expire(&origin, &ty, out),
                     }
                 }
             }
@@ -941,14 +979,22 @@ impl<A: Address> Node<A> {
                 self.members.at_mut(slot).pending = Pending::Reap(at);
                 self.timers.insert((at, Timer::Reap(name)));
                 let m = self.members.at(slot).member.clone();
-                if new_state == MemberState::Left {
-                    Some(Event::MemberLeft(m))
+                let ev = if new_state == MemberState::Left {
+                    Some(Event::MemberLeft(m.clone()))
                 } else if old_state != MemberState::Dead {
                     self.remember_failed(m.name.clone(), m.addr.clone());
-                    Some(Event::MemberFailed(m))
+                    Some(Event::MemberFailed(m.clone()))
                 } else {
                     None
+                };
+                if old_state.is_active() {
+                    if let Some(ev) = ev {
+                        out.push(Output::Event(ev));
+                    }
+                    self.on_origin_down(&m.name, new_state == MemberState::Left, out);
+                    return;
                 }
+                ev
             }
         };
         if let Some(ev) = event {
@@ -1003,6 +1049,9 @@ impl<A: Address> Node<A> {
             incarnation: self.local.incarnation,
         }));
         self.announce_self();
+        if !u.state().is_active() {
+            self.restamp_after_false_death(out);
+        }
     }
 
     fn announce_self(&mut self) {
@@ -1090,7 +1139,7 @@ impl<A: Address> Node<A> {
     fn on_gossip_round(&mut self, out: &mut Vec<Output<A>>) {
         let now = self.now;
         self.next_gossip_at = now + self.config.gossip_interval;
-        if !self.broadcasts.is_empty() {
+        if !self.broadcasts.is_empty() || !self.state_queue.is_empty() {
             let ttd = self.config.gossip_to_dead_time;
             let targets = self.pick_members(self.config.gossip_nodes, |e| {
                 e.member.state.is_active() || now.saturating_duration_since(e.changed_at) < ttd
@@ -1109,7 +1158,7 @@ impl<A: Address> Node<A> {
             self.leave_reported = true;
             out.push(Output::Event(Event::LeaveComplete));
         }
-        if self.broadcasts.is_empty() {
+        if self.broadcasts.is_empty() && self.state_queue.is_empty() {
             self.next_gossip_at = Instant::MAX; // re-armed by the next queued update
         }
     }
@@ -1171,21 +1220,45 @@ impl<A: Address> Node<A> {
             .max_packet_size
             .saturating_sub(buf.len() + 5 + tag);
         let mut body = core::mem::take(&mut self.scratch);
+        let mut state = core::mem::take(&mut self.state_scratch);
         body.clear();
+        state.clear();
         let mut count = 0;
         if let Some(p) = priority.filter(|p| p.len() <= budget) {
             body.extend_from_slice(p);
             count += 1;
         }
         let limit = retransmit_limit(self.config.retransmit_mult, self.members.active() + 1);
-        count += self.broadcasts.pack(budget - body.len(), limit, &mut body);
-        if require_updates && count == 0 {
+        // Fair sharing (memberlist#299): with both kinds queued, membership updates fill at
+        // most half the packet, state entries the rest (less their count's 5 bytes), and
+        // membership takes back whatever state left unused.
+        let with_state = !self.state_queue.is_empty();
+        let share = if with_state { budget / 2 } else { budget };
+        count += self
+            .broadcasts
+            .pack(share.saturating_sub(body.len()), limit, &mut body, false);
+        let mut state_count = 0;
+        if with_state {
+            let room = budget.saturating_sub(body.len() + 5);
+            state_count = self.state_queue.pack(room, limit, &mut state, false);
+            let used = if state_count > 0 { state.len() + 5 } else { 0 };
+            let rest = budget.saturating_sub(body.len() + used);
+            count += self.broadcasts.pack(rest, limit, &mut body, true);
+        }
+        if require_updates && count == 0 && state_count == 0 {
             self.scratch = body;
+            self.state_scratch = state;
             return false;
         }
         wire::encode_count(count, &mut buf);
         buf.extend_from_slice(&body);
+        if state_count > 0 {
+            wire::encode_count(state_count, &mut buf);
+            buf.extend_from_slice(&state);
+        }
+        self.stats.state.piggybacked += state_count as u64;
         self.scratch = body;
+        self.state_scratch = state;
         self.seal_packet(&mut buf, start);
         assert!(
             buf.len() <= self.config.max_packet_size,
@@ -1405,6 +1478,18 @@ impl<A: Address> Node<A> {
                     .ok_or(CommandError::NoKeyring)?;
                 ring.remove(&key).map_err(CommandError::Keyring)?;
             }
+            Command::Publish(w) => self.publish(alloc::vec![(w, false)], out)?,
+            Command::PublishMany(ws) => {
+                self.publish(ws.into_iter().map(|w| (w, false)).collect(), out)?;
+            }
+            Command::Delete { ty, key } => {
+                let w = crate::io::StateWrite {
+                    ty,
+                    key,
+                    value: Vec::new(),
+                };
+                self.publish(alloc::vec![(w, true)], out)?;
+            }
             Command::UpdateMetadata(meta) => {
                 if meta.len() > self.config.max_meta_len {
                     return Err(CommandError::MetadataTooLarge {
@@ -1450,9 +1535,19 @@ impl<A: Address> Node<A> {
         if let Err(reason) = dg.updates.iter().try_for_each(|u| self.validate_update(u)) {
             return self.drop_packet(from, reason, out);
         }
+        if let Err(reason) = dg
+            .state
+            .iter()
+            .try_for_each(|u| self.validate_state_update(u))
+        {
+            return self.drop_packet(from, reason, out);
+        }
         self.stats.received.bump(dg.message.kind());
         for u in &dg.updates {
             self.apply_update(u, Source::Gossip, out);
+        }
+        for e in &dg.state {
+            self.apply_state(e.ty, e.key, e.version, e.origin, e.value, out);
         }
         match dg.message {
             Message::Gossip => {}
@@ -1515,6 +1610,13 @@ impl<A: Address> Node<A> {
         if let Err(reason) = msg.updates.iter().try_for_each(|u| self.validate_update(u)) {
             return self.drop_packet(from, reason, out);
         }
+        if let (StreamKind::State { phase }, Some(sync)) = (msg.header.kind, &msg.state) {
+            if self.local.state == MemberState::Left {
+                return;
+            }
+            self.stats.received.bump(MessageKind::StateSync);
+            return self.on_state_stream(phase, msg.header.sender_addr.clone(), sync, out);
+        }
         self.stats.received.bump(MessageKind::PushPull);
         let (join, reply, source) = match msg.header.kind {
             StreamKind::PushPull { join, reply } => (
@@ -1534,6 +1636,7 @@ impl<A: Address> Node<A> {
                     },
                 )
             }
+            StreamKind::State { .. } => unreachable!("state streams carry a state body"),
         };
         let changes_before = self.table_changes;
         for u in &msg.updates {
@@ -1558,6 +1661,7 @@ impl<A: Address> Node<A> {
             let settle = self.config.gossip_interval.saturating_mul(limit);
             self.join_sync = Some((MAX_JOIN_SYNC_ROUNDS, settle));
             self.pull_push_pull_forward(settle);
+            self.start_sync(sender_addr.clone(), out);
             out.push(Output::Event(Event::JoinCompleted { via: sender_addr }));
         } else if let Some((left, delay)) = self.join_sync {
             self.join_sync = None;

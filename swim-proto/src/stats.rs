@@ -23,6 +23,8 @@ pub enum DropReason {
     StreamTooLarge,
     /// A message that claims to come from this node itself.
     FromSelf,
+    /// A state entry with an empty or over-long type, key or origin, or an over-large value.
+    BadStateEntry,
 }
 
 /// Per-message-kind counters.
@@ -41,6 +43,8 @@ pub struct PerKind {
     pub gossip: u64,
     /// Push-pull stream messages.
     pub push_pull: u64,
+    /// State anti-entropy stream messages.
+    pub state_sync: u64,
 }
 
 impl PerKind {
@@ -52,6 +56,7 @@ impl PerKind {
             MessageKind::Nack => self.nack += 1,
             MessageKind::Gossip => self.gossip += 1,
             MessageKind::PushPull => self.push_pull += 1,
+            MessageKind::StateSync => self.state_sync += 1,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct Drops {
     pub stream_too_large: u64,
     /// Messages claiming to be from this node.
     pub from_self: u64,
+    /// Packets with a malformed state entry.
+    pub bad_state_entry: u64,
     /// Encrypted packets received without a keyring.
     pub encrypted: u64,
     /// Plaintext packets received while encryption is required.
@@ -104,6 +111,7 @@ impl Drops {
             + self.relay_table_full
             + self.stream_too_large
             + self.from_self
+            + self.bad_state_entry
             + self.encrypted
             + self.not_encrypted
             + self.decrypt_failed
@@ -125,6 +133,7 @@ impl Drops {
             DropReason::RelayTableFull => &mut self.relay_table_full,
             DropReason::StreamTooLarge => &mut self.stream_too_large,
             DropReason::FromSelf => &mut self.from_self,
+            DropReason::BadStateEntry => &mut self.bad_state_entry,
         };
         *c += 1;
     }
@@ -190,4 +199,52 @@ pub struct Stats {
     pub unexpected_acks: u64,
     /// Dropped packets, by reason.
     pub dropped: Drops,
+    /// Replicated state activity.
+    pub state: StateStats,
+}
+
+/// Replicated state counters (monotonic), and the store's current size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateStats {
+    /// Entries held now, live values and tombstones.
+    pub entries: u64,
+    /// Live (not deleted) entries held now.
+    pub live: u64,
+    /// Bytes of keys and values held now.
+    pub bytes: u64,
+    /// `(type, origin)` watermarks held now (bounded by `StateConfig::max_origins`).
+    pub origins: u64,
+    /// Local writes (publishes and deletes).
+    pub writes: u64,
+    /// Remote entries received (gossip and anti-entropy).
+    pub received: u64,
+    /// Remote entries that changed the store.
+    pub applied: u64,
+    /// Remote entries older than or equal to what the store holds.
+    pub not_newer: u64,
+    /// Remote entries recognised as superseded or deleted (below the origin's watermark).
+    pub stale: u64,
+    /// Remote entries of types this node does not store.
+    pub not_stored: u64,
+    /// Remote entries refused at `max_entries` or `max_total_bytes`.
+    pub rejected_full: u64,
+    /// Entries piggybacked on sent datagrams.
+    pub piggybacked: u64,
+    /// Entries dropped from the piggyback queue at `max_queue` (anti-entropy still carries them).
+    pub queue_dropped: u64,
+    /// Anti-entropy exchanges started.
+    pub syncs: u64,
+    /// Entries sent in anti-entropy messages.
+    pub sync_entries_sent: u64,
+    /// Resets sent.
+    pub resets_sent: u64,
+    /// Entries dropped by resets received.
+    pub reset_drops: u64,
+    /// Tombstones collected.
+    pub tombstones_collected: u64,
+    /// Entries expired after their origin failed.
+    pub expired: u64,
+    /// Own entries re-stamped (after a restart or a false death).
+    pub restamped: u64,
 }

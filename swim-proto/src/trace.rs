@@ -179,6 +179,34 @@ fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {
             h.tagged(21, alloc::format!("{reason:?}").as_bytes());
         }
         Event::CommandRejected(err) => h.tagged(22, alloc::format!("{err:?}").as_bytes()),
+        Event::StateChanged {
+            key,
+            old,
+            new,
+            cause,
+        } => {
+            h.tagged(23, key.ty().as_bytes());
+            h.tagged(23, key.key().as_bytes());
+            for e in [old, new] {
+                match e {
+                    Some(e) => {
+                        h.tagged(24, &e.version.to_le_bytes());
+                        h.tagged(24, e.origin.as_str().as_bytes());
+                        h.tagged(24, e.value.as_deref().unwrap_or(b"\xff-deleted"));
+                    }
+                    None => h.tagged(25, &[]),
+                }
+            }
+            h.tagged(23, alloc::format!("{cause:?}").as_bytes());
+        }
+        Event::OriginFailed { origin, left, keys } => {
+            h.tagged(26, origin.as_str().as_bytes());
+            h.tagged(26, &[u8::from(*left)]);
+            for k in keys {
+                h.tagged(27, k.ty().as_bytes());
+                h.tagged(27, k.key().as_bytes());
+            }
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub const FLAG_ENCRYPTED: u8 = 1;
 
 /// Smallest encoded size of one [`Update`], used to bound counts before allocating.
 const MIN_UPDATE_LEN: usize = 4;
+/// Smallest encoded size of one [`StateUpdate`].
+const MIN_STATE_UPDATE_LEN: usize = 5;
 
 /// The primary message of a datagram.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +196,100 @@ pub enum StreamKind {
         /// An answer to a heal request.
         reply: bool,
     },
+    /// Replicated-state anti-entropy (scuttlebutt): the body's [`StateSync`] carries digests,
+    /// deltas and resets; the membership update list is empty.
+    State {
+        /// Which step of the exchange.
+        phase: SyncPhase,
+    },
+}
+
+/// The steps of a state anti-entropy exchange (`docs/protocol.md` §5.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum SyncPhase {
+    /// "Here are my watermarks": the receiver answers with a `Reply`.
+    Request,
+    /// The answer: the responder's watermarks, and the entries the requester lacks.
+    Reply,
+    /// Entries the other side lacks (the requester's half of an exchange, or a push of an entry
+    /// too large for a datagram). Not answered.
+    Deltas,
+}
+
+/// A replicated state entry as it travels: a value (or, with `value: None`, a deletion) for
+/// `(ty, key)`, versioned by its origin's Lamport clock. Piggybacked on datagrams after the
+/// membership updates, and carried in [`DeltaGroup`]s by anti-entropy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct StateUpdate<'a> {
+    /// State type.
+    pub ty: &'a str,
+    /// Key within the type.
+    pub key: &'a str,
+    /// The origin's Lamport timestamp for this write.
+    pub version: u64,
+    /// The node that wrote it (breaks version ties).
+    pub origin: &'a str,
+    /// The value, or `None` for a deletion (tombstone).
+    pub value: Option<&'a [u8]>,
+}
+
+/// One state type's watermarks: for each origin, the version up to which the sender holds
+/// every write of that origin (or something newer for the same key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct TypeDigest<'a> {
+    /// State type.
+    pub ty: &'a str,
+    /// `(origin, watermark)` pairs.
+    #[serde(borrow)]
+    pub origins: Vec<(&'a str, u64)>,
+}
+
+/// Entries of one origin and type, in ascending version order, sent because the receiver's
+/// watermark for that origin is lower.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct DeltaGroup<'a> {
+    /// State type.
+    pub ty: &'a str,
+    /// Origin of every entry in the group.
+    pub origin: &'a str,
+    /// The watermark the receiver may adopt for `(ty, origin)` once it has applied the group.
+    pub watermark: u64,
+    /// `(key, version, value)` triples, versions ascending; `None` is a deletion.
+    #[serde(borrow)]
+    pub entries: Vec<(&'a str, u64, Option<&'a [u8]>)>,
+}
+
+/// Every key the sender holds in one state type, sent when the receiver may hold entries whose
+/// deletion the sender has already collected: the receiver drops what the sender no longer
+/// holds though it has seen every write of that entry's origin up to the entry's version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Reset<'a> {
+    /// State type.
+    pub ty: &'a str,
+    /// Every key the sender holds in `ty`, live or deleted, in ascending order.
+    #[serde(borrow)]
+    pub keys: Vec<&'a str>,
+}
+
+/// The body of a [`StreamKind::State`] message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct StateSync<'a> {
+    /// The sender's watermarks (in `Request` and `Reply`, and with any reset).
+    #[serde(borrow)]
+    pub digest: Vec<TypeDigest<'a>>,
+    /// Entries the receiver lacks.
+    #[serde(borrow)]
+    pub groups: Vec<DeltaGroup<'a>>,
+    /// Resets (rare: only after tombstones were collected).
+    #[serde(borrow)]
+    pub resets: Vec<Reset<'a>>,
 }
 
 /// Header of a stream message; the sender's address is explicit because a stream's source
@@ -226,6 +322,8 @@ pub enum MessageKind {
     Gossip,
     /// A push-pull stream message.
     PushPull,
+    /// A state anti-entropy stream message.
+    StateSync,
 }
 
 /// Why a packet could not be decoded. The packet is dropped and counted; nothing changes.
@@ -277,6 +375,8 @@ pub struct Datagram<'a, A> {
     pub message: Message<'a, A>,
     /// Piggybacked membership updates, in packet order.
     pub updates: Vec<Update<'a, A>>,
+    /// Piggybacked state entries, in packet order.
+    pub state: Vec<StateUpdate<'a>>,
 }
 
 /// A decoded stream message: header and membership snapshot.
@@ -286,6 +386,8 @@ pub struct StreamMessage<'a, A> {
     pub header: StreamHeader<'a, A>,
     /// The sender's membership, itself included.
     pub updates: Vec<Update<'a, A>>,
+    /// The state exchange, in [`StreamKind::State`] messages.
+    pub state: Option<StateSync<'a>>,
 }
 
 /// Writes the packet header (version, cluster label, flags) at the end of `out`.
@@ -359,25 +461,38 @@ fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), Decode
     })
 }
 
-fn read_updates<'a, A: DeserializeOwned>(
+/// Reads a varint count and that many `T`s, each at least `min_len` bytes.
+fn read_list<'a, T: Deserialize<'a>>(
     mut rest: &'a [u8],
-) -> Result<Vec<Update<'a, A>>, DecodeError> {
+    min_len: usize,
+) -> Result<(Vec<T>, &'a [u8]), DecodeError> {
     let (count, tail) = take::<u32>(rest)?;
     rest = tail;
     let count = count as usize;
-    if count > rest.len() / MIN_UPDATE_LEN {
+    if count > rest.len() / min_len {
         return Err(DecodeError::TooManyUpdates);
     }
-    let mut updates = Vec::with_capacity(count);
+    let mut items = Vec::with_capacity(count);
     for _ in 0..count {
-        let (update, tail) = take::<Update<'a, A>>(rest)?;
-        updates.push(update);
+        let (item, tail) = take::<T>(rest)?;
+        items.push(item);
         rest = tail;
     }
-    if !rest.is_empty() {
-        return Err(DecodeError::TrailingBytes);
+    Ok((items, rest))
+}
+
+fn read_updates<'a, A: DeserializeOwned>(
+    rest: &'a [u8],
+) -> Result<(Vec<Update<'a, A>>, &'a [u8]), DecodeError> {
+    read_list(rest, MIN_UPDATE_LEN)
+}
+
+fn end(rest: &[u8]) -> Result<(), DecodeError> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(DecodeError::TrailingBytes)
     }
-    Ok(updates)
 }
 
 /// Decodes a plaintext datagram, checking version and cluster label. Allocates at most one
@@ -394,8 +509,23 @@ pub fn decode_datagram_payload<'a, A: DeserializeOwned>(
     payload: &'a [u8],
 ) -> Result<Datagram<'a, A>, DecodeError> {
     let (message, rest) = take::<Message<'a, A>>(payload)?;
-    let updates = read_updates(rest)?;
-    Ok(Datagram { message, updates })
+    let (updates, rest) = read_updates(rest)?;
+    // The state section is present only when it holds at least one entry, so a datagram
+    // without state entries is byte-for-byte a membership-only datagram.
+    let mut state = Vec::new();
+    if !rest.is_empty() {
+        let (entries, rest) = read_list::<StateUpdate<'a>>(rest, MIN_STATE_UPDATE_LEN)?;
+        if entries.is_empty() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        end(rest)?;
+        state = entries;
+    }
+    Ok(Datagram {
+        message,
+        updates,
+        state,
+    })
 }
 
 /// Decodes a plaintext stream message, checking version and cluster label.
@@ -411,8 +541,20 @@ pub fn decode_stream_payload<'a, A: DeserializeOwned>(
     payload: &'a [u8],
 ) -> Result<StreamMessage<'a, A>, DecodeError> {
     let (header, rest) = take::<StreamHeader<'a, A>>(payload)?;
-    let updates = read_updates(rest)?;
-    Ok(StreamMessage { header, updates })
+    let (updates, rest) = read_updates(rest)?;
+    let state = if let StreamKind::State { .. } = header.kind {
+        let (sync, rest) = take::<StateSync<'a>>(rest)?;
+        end(rest)?;
+        Some(sync)
+    } else {
+        end(rest)?;
+        None
+    };
+    Ok(StreamMessage {
+        header,
+        updates,
+        state,
+    })
 }
 
 /// Encodes a complete datagram (used by tests, fuzzers and tools; the node packs its own
@@ -422,6 +564,16 @@ pub fn encode_datagram<A: Serialize>(
     message: &Message<'_, A>,
     updates: &[Update<'_, A>],
 ) -> Vec<u8> {
+    encode_datagram_with_state(label, message, updates, &[])
+}
+
+/// Encodes a complete datagram with piggybacked state entries.
+pub fn encode_datagram_with_state<A: Serialize>(
+    label: &[u8],
+    message: &Message<'_, A>,
+    updates: &[Update<'_, A>],
+    state: &[StateUpdate<'_>],
+) -> Vec<u8> {
     let mut out = Vec::new();
     write_header(&mut out, label, 0);
     encode_into(message, &mut out);
@@ -429,14 +581,32 @@ pub fn encode_datagram<A: Serialize>(
     for u in updates {
         encode_into(u, &mut out);
     }
+    if !state.is_empty() {
+        encode_count(state.len(), &mut out);
+        for e in state {
+            encode_into(e, &mut out);
+        }
+    }
     out
 }
 
-/// Encodes a complete stream message.
+/// Encodes a complete stream message. For a [`StreamKind::State`] header the body is an empty
+/// [`StateSync`]; use [`encode_stream_with_state`] to give one.
 pub fn encode_stream<A: Serialize>(
     label: &[u8],
     header: &StreamHeader<'_, A>,
     updates: &[Update<'_, A>],
+) -> Vec<u8> {
+    encode_stream_with_state(label, header, updates, &StateSync::default())
+}
+
+/// Encodes a complete stream message; `sync` is written only for a [`StreamKind::State`]
+/// header.
+pub fn encode_stream_with_state<A: Serialize>(
+    label: &[u8],
+    header: &StreamHeader<'_, A>,
+    updates: &[Update<'_, A>],
+    sync: &StateSync<'_>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
     write_header(&mut out, label, 0);
@@ -444,6 +614,9 @@ pub fn encode_stream<A: Serialize>(
     encode_count(updates.len(), &mut out);
     for u in updates {
         encode_into(u, &mut out);
+    }
+    if let StreamKind::State { .. } = header.kind {
+        encode_into(sync, &mut out);
     }
     out
 }

@@ -25,7 +25,7 @@ use swim_proto::keyring::NONCE_LEN;
 use swim_proto::wire::{self, Message, StreamHeader, StreamKind, Update};
 use swim_proto::{
     Config, Identity, Input, Instant, Keyring, MAX_LABEL_LEN, MemberState, Node, NodeName, Output,
-    SecretKey,
+    SecretKey, StateTypeConfig,
 };
 use swim_sim::{RunOptions, Scenario};
 
@@ -41,13 +41,15 @@ pub const SIM_MAX_DURATION: Duration = Duration::from_secs(600);
 /// label): neither panics, and whatever decodes re-encodes to bytes that decode equal.
 pub fn decode(data: &[u8]) {
     if let Ok(dg) = wire::decode_datagram::<u32>(data, b"") {
-        let again = wire::encode_datagram(b"", &dg.message, &dg.updates);
+        let again = wire::encode_datagram_with_state(b"", &dg.message, &dg.updates, &dg.state);
         let back = wire::decode_datagram::<u32>(&again, b"")
             .unwrap_or_else(|e| panic!("a re-encoded datagram does not decode: {e}"));
         assert_eq!(back, dg, "a datagram changed through re-encoding");
     }
     if let Ok(sm) = wire::decode_stream::<u32>(data, b"") {
-        let again = wire::encode_stream(b"", &sm.header, &sm.updates);
+        let empty = wire::StateSync::default();
+        let sync = sm.state.as_ref().unwrap_or(&empty);
+        let again = wire::encode_stream_with_state(b"", &sm.header, &sm.updates, sync);
         let back = wire::decode_stream::<u32>(&again, b"")
             .unwrap_or_else(|e| panic!("a re-encoded stream message does not decode: {e}"));
         assert_eq!(back, sm, "a stream message changed through re-encoding");
@@ -70,22 +72,31 @@ fn roundtrip_case<'a>(u: &mut Unstructured<'a>) -> arbitrary::Result<()> {
 
     let message: Message<'a, u32> = u.arbitrary()?;
     let updates: Vec<Update<'a, u32>> = u.arbitrary()?;
-    let bytes = wire::encode_datagram(label, &message, &updates);
+    let state: Vec<wire::StateUpdate<'a>> = u.arbitrary()?;
+    let bytes = wire::encode_datagram_with_state(label, &message, &updates, &state);
     let back = wire::decode_datagram::<u32>(&bytes, label)
         .unwrap_or_else(|e| panic!("an encoded datagram does not decode: {e}"));
     assert_eq!(back.message, message, "datagram message round trip");
     assert_eq!(back.updates, updates, "datagram updates round trip");
+    assert_eq!(back.state, state, "datagram state entries round trip");
     assert_framed(&bytes, u, |b| {
         wire::decode_datagram::<u32>(b, label).is_ok()
     })?;
 
     let header: StreamHeader<'a, u32> = u.arbitrary()?;
     let updates: Vec<Update<'a, u32>> = u.arbitrary()?;
-    let bytes = wire::encode_stream(label, &header, &updates);
+    let sync: wire::StateSync<'a> = u.arbitrary()?;
+    let bytes = wire::encode_stream_with_state(label, &header, &updates, &sync);
     let back = wire::decode_stream::<u32>(&bytes, label)
         .unwrap_or_else(|e| panic!("an encoded stream message does not decode: {e}"));
     assert_eq!(back.header, header, "stream header round trip");
     assert_eq!(back.updates, updates, "stream updates round trip");
+    let is_state = matches!(header.kind, wire::StreamKind::State { .. });
+    assert_eq!(
+        back.state,
+        is_state.then_some(sync),
+        "stream state body round trip"
+    );
     assert_framed(&bytes, u, |b| wire::decode_stream::<u32>(b, label).is_ok())
 }
 
@@ -170,7 +181,38 @@ enum Stimulus<'a> {
     /// What a peer would answer to one of the node's recent sends: an ack (or a nack) for a
     /// ping or ping-req, a push-pull reply for a push-pull; anything else bounces back.
     Answer { pick: u8, nack: bool },
+    /// Replicated-state entries about a few types, keys and origins (the node's own name
+    /// included): piggybacked on a gossip datagram, or (`sync`) in an anti-entropy message
+    /// with watermarks and resets.
+    State {
+        from: u8,
+        entries: Vec<StateClaim<'a>>,
+        sync: Option<SyncClaim>,
+    },
 }
+
+/// A state entry about [`STATE_TYPES`], [`STATE_KEYS`] and [`NAMES`] as origins.
+#[derive(Debug, Arbitrary)]
+struct StateClaim<'a> {
+    ty: u8,
+    key: u8,
+    origin: u8,
+    version: Incarnation,
+    value: Option<&'a [u8]>,
+}
+
+/// The anti-entropy frame around crafted entries: phase, watermarks, reset types.
+#[derive(Debug, Arbitrary)]
+struct SyncClaim {
+    phase: wire::SyncPhase,
+    watermarks: Vec<(u8, u8, Incarnation)>,
+    resets: Vec<(u8, Vec<u8>)>,
+}
+
+/// State types the crafted entries use.
+const STATE_TYPES: [&str; 2] = ["t0", "t1"];
+/// Keys the crafted entries use.
+const STATE_KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];
 
 /// The primary message of a crafted datagram.
 #[derive(Debug, Arbitrary)]
@@ -324,6 +366,12 @@ impl NodeCase {
         config.max_members = 64;
         config.max_broadcast_queue = 32;
         config.max_pending_relays = 8;
+        config.state.max_entries = 6;
+        config.state.max_queue = 16;
+        config.state.max_origins = 16;
+        config.state.tombstone_ttl = Duration::from_secs(5);
+        config.state.types =
+            vec![StateTypeConfig::new("t1").expire_after_origin_failure(Duration::from_secs(2))];
         config.keyring = encrypted.then(|| Keyring::new(KEY));
         let label = config.cluster_label.as_bytes().to_vec();
         let id = Identity::new(NodeName::new(SELF_NAME).expect("valid name"), SELF_ADDR);
@@ -419,7 +467,87 @@ impl NodeCase {
                 }
             }
             Stimulus::Answer { pick, nack } => self.answer(pick, nack).unwrap_or(Input::Tick),
+            Stimulus::State {
+                from,
+                entries,
+                sync,
+            } => self.state_input(from, &entries, sync.as_ref()),
         }
+    }
+
+    /// A datagram or anti-entropy message with crafted state entries; versions are relative to
+    /// the node's Lamport clock.
+    fn state_input(
+        &mut self,
+        from: u8,
+        entries: &[StateClaim<'_>],
+        sync: Option<&SyncClaim>,
+    ) -> Input<u8> {
+        let clock = self.node.state_clock();
+        let ty = |i: u8| STATE_TYPES[usize::from(i) % STATE_TYPES.len()];
+        let key = |i: u8| STATE_KEYS[usize::from(i) % STATE_KEYS.len()];
+        let updates: Vec<wire::StateUpdate<'_>> = entries
+            .iter()
+            .map(|e| wire::StateUpdate {
+                ty: ty(e.ty),
+                key: key(e.key),
+                version: e.version.resolve(clock),
+                origin: name(e.origin),
+                value: e.value,
+            })
+            .collect();
+        let Some(sync) = sync else {
+            let bytes = wire::encode_datagram_with_state::<u8>(
+                &self.label,
+                &Message::Gossip,
+                &[],
+                &updates,
+            );
+            let bytes = self.seal(bytes);
+            return Input::Datagram { from, bytes };
+        };
+        let digest = STATE_TYPES
+            .iter()
+            .map(|t| wire::TypeDigest {
+                ty: t,
+                origins: sync
+                    .watermarks
+                    .iter()
+                    .filter(|(i, _, _)| ty(*i) == *t)
+                    .map(|(_, o, v)| (name(*o), v.resolve(clock)))
+                    .collect(),
+            })
+            .collect();
+        let groups = updates
+            .iter()
+            .map(|u| wire::DeltaGroup {
+                ty: u.ty,
+                origin: u.origin,
+                watermark: u.version,
+                entries: vec![(u.key, u.version, u.value)],
+            })
+            .collect();
+        let resets = sync
+            .resets
+            .iter()
+            .map(|(t, keys)| wire::Reset {
+                ty: ty(*t),
+                keys: keys.iter().map(|k| key(*k)).collect(),
+            })
+            .collect();
+        let body = wire::StateSync {
+            digest,
+            groups,
+            resets,
+        };
+        let header = StreamHeader {
+            kind: StreamKind::State { phase: sync.phase },
+            sender: name(from),
+            sender_addr: from,
+        };
+        let bytes = wire::encode_stream_with_state(&self.label, &header, &[], &body);
+        let bytes = self.seal(bytes);
+        Input::Stream { from, bytes }
     }
 
     fn message(&self, primary: &Primary) -> Message<'static, u8> {

@@ -1,0 +1,579 @@
+//! The node's side of the replicated state: commands, queries, piggybacked entries,
+//! anti-entropy exchanges, origin failure and tombstone collection (`docs/protocol.md` §5).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::{Address, Node, Timer};
+use crate::io::{CommandError, Event, Output, StateWrite};
+use crate::member::{MemberState, NodeName};
+use crate::state::{Applied, ChangeCause, StateEntry, StateError, StateKey};
+use crate::stats::DropReason;
+use crate::time::Instant;
+use crate::wire::{
+    self, DeltaGroup, MessageKind, Reset, StateSync, StateUpdate, StreamHeader, StreamKind,
+    SyncPhase, TypeDigest,
+};
+
+/// Bytes of framing allowed for around one piggybacked entry when deciding whether it fits a
+/// datagram at all (header, label, primary message, counts, encryption).
+const DATAGRAM_OVERHEAD: usize = 96;
+
+impl<A: Address> Node<A> {
+    // ---------------------------------------------------------------- queries
+
+    /// The live value of `(ty, key)` with its stamp; `None` if absent or deleted.
+    pub fn state_get(&self, ty: &str, key: &str) -> Option<&StateEntry> {
+        self.state.get(ty, key).filter(|e| e.value.is_some())
+    }
+
+    /// The entry held for `(ty, key)`, including a deletion not yet collected.
+    pub fn state_entry(&self, ty: &str, key: &str) -> Option<&StateEntry> {
+        self.state.get(ty, key)
+    }
+
+    /// The live entries of one type, in key order.
+    pub fn state_iter<'s>(
+        &'s self,
+        ty: &str,
+    ) -> impl Iterator<Item = (&'s StateKey, &'s StateEntry)> + 's {
+        self.state.iter_type(ty).filter(|(_, e)| e.value.is_some())
+    }
+
+    /// The digest: every entry held (deletions included) as `(type and key, version)`, in
+    /// order. Two nodes with equal digests and origins hold the same state.
+    pub fn state_digest(&self) -> impl Iterator<Item = (&StateKey, u64)> {
+        self.state.iter().map(|(k, e)| (k, e.version))
+    }
+
+    /// A 64-bit fingerprint of every entry's type, key, version and origin: equal on nodes
+    /// that hold the same state (a cheap convergence check for simulators and operators).
+    pub fn state_fingerprint(&self) -> u64 {
+        self.state.fingerprint()
+    }
+
+    /// This node's Lamport clock.
+    pub fn state_clock(&self) -> u64 {
+        self.state.clock()
+    }
+
+    // ---------------------------------------------------------------- commands
+
+    fn check_write(&self, ty: &str, key: &str, value_len: usize) -> Result<(), StateError> {
+        let cfg = &self.config.state;
+        if ty.is_empty() || ty.len() > crate::config::MAX_STATE_TYPE_LEN {
+            return Err(StateError::BadType);
+        }
+        if !cfg.stores(ty) {
+            return Err(StateError::TypeNotStored);
+        }
+        if key.is_empty() || key.len() > cfg.max_key_len {
+            return Err(StateError::BadKey {
+                len: key.len(),
+                max: cfg.max_key_len,
+            });
+        }
+        if value_len > cfg.max_value_size {
+            return Err(StateError::ValueTooLarge {
+                len: value_len,
+                max: cfg.max_value_size,
+            });
+        }
+        self.state.check_room(cfg, ty, key, value_len)
+    }
+
+    /// Validates a batch as a whole (each write, then the batch's total against the bounds)
+    /// and writes it. On error nothing is written.
+    pub(super) fn publish(
+        &mut self,
+        writes: Vec<(StateWrite, bool)>,
+        out: &mut Vec<Output<A>>,
+    ) -> Result<(), CommandError> {
+        let cfg = &self.config.state;
+        let mut new_keys = 0usize;
+        let mut added_bytes = 0usize;
+        for (index, (w, delete)) in writes.iter().enumerate() {
+            let len = if *delete { 0 } else { w.value.len() };
+            self.check_write(&w.ty, &w.key, len)
+                .map_err(|error| CommandError::State { index, error })?;
+            if self.state.get(&w.ty, &w.key).is_none() {
+                new_keys += 1;
+            }
+            added_bytes += w.ty.len() + w.key.len() + len;
+            let full = if self.state.len() + new_keys > cfg.max_entries {
+                Some(StateError::TooManyEntries {
+                    max: cfg.max_entries,
+                })
+            } else if self.state.bytes() + added_bytes > cfg.max_total_bytes {
+                Some(StateError::TooManyBytes {
+                    max: cfg.max_total_bytes,
+                })
+            } else {
+                None
+            };
+            if let Some(error) = full {
+                return Err(CommandError::State { index, error });
+            }
+        }
+        let ttl = self.config.state.tombstone_ttl;
+        for (w, delete) in writes {
+            let value = (!delete).then(|| Arc::<[u8]>::from(w.value));
+            self.state
+                .write_local(&self.local.name, &w.ty, &w.key, value, self.now, ttl);
+            self.stats.state.writes += 1;
+            self.spread_entry(StateKey::new(&w.ty, &w.key), out);
+        }
+        self.arm_collection();
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- receiving entries
+
+    pub(super) fn validate_state_update(&self, u: &StateUpdate<'_>) -> Result<(), DropReason> {
+        self.validate_entry(u.ty, u.key, u.origin, u.value)
+    }
+
+    fn validate_entry(
+        &self,
+        ty: &str,
+        key: &str,
+        origin: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), DropReason> {
+        let cfg = &self.config.state;
+        let ok = !ty.is_empty()
+            && ty.len() <= crate::config::MAX_STATE_TYPE_LEN
+            && !key.is_empty()
+            && key.len() <= cfg.max_key_len
+            && !origin.is_empty()
+            && origin.len() <= self.config.max_name_len
+            && value.is_none_or(|v| v.len() <= cfg.max_value_size);
+        if ok {
+            Ok(())
+        } else {
+            Err(DropReason::BadStateEntry)
+        }
+    }
+
+    /// Merges one remote entry; on a change, reports it and passes it on by gossip.
+    pub(super) fn apply_state(
+        &mut self,
+        ty: &str,
+        key: &str,
+        version: u64,
+        origin: &str,
+        value: Option<&[u8]>,
+        out: &mut Vec<Output<A>>,
+    ) {
+        self.stats.state.received += 1;
+        let r = self.state.apply(
+            &self.config.state,
+            ty,
+            key,
+            version,
+            origin,
+            value,
+            self.now,
+        );
+        match r {
+            Applied::Changed(old) => {
+                self.stats.state.applied += 1;
+                let k = StateKey::new(ty, key);
+                let new = self.state.get(ty, key).cloned();
+                if new.as_ref().is_some_and(|e| e.value.is_none()) {
+                    self.arm_collection();
+                }
+                out.push(Output::Event(Event::StateChanged {
+                    key: k.clone(),
+                    old,
+                    new,
+                    cause: ChangeCause::Remote,
+                }));
+                self.spread_entry(k, out);
+            }
+            Applied::NotNewer => self.stats.state.not_newer += 1,
+            Applied::Stale => self.stats.state.stale += 1,
+            Applied::NotStored => self.stats.state.not_stored += 1,
+            Applied::Full => self.stats.state.rejected_full += 1,
+        }
+    }
+
+    /// Queues the entry held for `key` for piggybacking, or, if it cannot fit a datagram,
+    /// pushes it by stream to `gossip_nodes` random members.
+    fn spread_entry(&mut self, key: StateKey, out: &mut Vec<Output<A>>) {
+        let Some(e) = self.state.get(key.ty(), key.key()) else {
+            return;
+        };
+        let u = StateUpdate {
+            ty: key.ty(),
+            key: key.key(),
+            version: e.version,
+            origin: e.origin.as_str(),
+            value: e.value.as_deref(),
+        };
+        let mut bytes = Vec::new();
+        wire::encode_into(&u, &mut bytes);
+        let room = self.config.max_packet_size.saturating_sub(
+            DATAGRAM_OVERHEAD
+                + self.config.cluster_label.len()
+                + crate::keyring::ENCRYPTION_OVERHEAD,
+        );
+        if bytes.len() <= room {
+            self.stats.state.queue_dropped += self.state_queue.push(key, bytes) as u64;
+            if self.next_gossip_at == Instant::MAX && self.started {
+                self.next_gossip_at = self.now + self.config.gossip_interval;
+            }
+            return;
+        }
+        let group = DeltaGroup {
+            ty: key.ty(),
+            origin: e.origin.as_str(),
+            watermark: 0,
+            entries: alloc::vec![(key.key(), e.version, e.value.as_deref())],
+        };
+        let sync = StateSync {
+            digest: Vec::new(),
+            groups: alloc::vec![group],
+            resets: Vec::new(),
+        };
+        let (plain, start) = self.state_stream_plain(SyncPhase::Deltas, &sync);
+        drop(sync);
+        let targets = self.pick_members(self.config.gossip_nodes, |m| {
+            m.member.state == MemberState::Alive
+        });
+        for slot in targets {
+            let to = self.members.at(slot).member.addr.clone();
+            let mut bytes = plain.clone();
+            self.seal_packet(&mut bytes, start);
+            self.emit_state_stream(to, bytes, 1, out);
+        }
+    }
+
+    // ---------------------------------------------------------------- anti-entropy (§5.4)
+
+    /// Periodic anti-entropy: send this node's watermarks to one random live member.
+    pub(super) fn on_sync_round(&mut self, out: &mut Vec<Output<A>>) {
+        let interval = self.config.state.sync_interval;
+        self.next_sync_at = (!interval.is_zero()).then(|| self.now + interval);
+        if self.local.state == MemberState::Left {
+            self.next_sync_at = None;
+            return;
+        }
+        if let Some(&slot) = self
+            .pick_members(1, |e| e.member.state == MemberState::Alive)
+            .first()
+        {
+            let to = self.members.at(slot).member.addr.clone();
+            self.start_sync(to, out);
+        }
+    }
+
+    /// Opens an exchange with `to`: a `Request` carrying this node's watermarks.
+    pub(super) fn start_sync(&mut self, to: A, out: &mut Vec<Output<A>>) {
+        self.stats.state.syncs += 1;
+        let digest = self.typed_digest();
+        let sync = StateSync {
+            digest,
+            groups: Vec::new(),
+            resets: Vec::new(),
+        };
+        let (mut bytes, start) = self.state_stream_plain(SyncPhase::Request, &sync);
+        drop(sync);
+        self.seal_packet(&mut bytes, start);
+        self.emit_state_stream(to, bytes, 0, out);
+    }
+
+    fn typed_digest(&self) -> Vec<TypeDigest<'_>> {
+        self.state
+            .digest()
+            .into_iter()
+            .filter(|(ty, _)| self.config.state.stores(ty))
+            .map(|(ty, origins)| TypeDigest { ty, origins })
+            .collect()
+    }
+
+    /// Handles a state stream message from `sender` (reachable at `reply_to`).
+    pub(super) fn on_state_stream(
+        &mut self,
+        phase: SyncPhase,
+        reply_to: A,
+        sync: &StateSync<'_>,
+        out: &mut Vec<Output<A>>,
+    ) {
+        let bad = sync
+            .groups
+            .iter()
+            .flat_map(|g| g.entries.iter().map(move |e| (g, e)))
+            .any(|(g, (key, _, value))| self.validate_entry(g.ty, key, g.origin, *value).is_err());
+        if bad {
+            return self.drop_packet(&reply_to, DropReason::BadStateEntry, out);
+        }
+        let theirs = DigestLookup::new(&sync.digest);
+        self.observe_digest(&theirs, out);
+        for g in &sync.groups {
+            for (key, version, value) in &g.entries {
+                self.apply_state(g.ty, key, *version, g.origin, *value, out);
+            }
+            let cfg = &self.config.state;
+            self.state.raise_watermark(cfg, g.ty, g.origin, g.watermark);
+        }
+        for r in &sync.resets {
+            self.apply_reset(r, &theirs, out);
+        }
+        match phase {
+            SyncPhase::Request => self.answer_sync(reply_to, SyncPhase::Reply, &theirs, out),
+            SyncPhase::Reply => self.answer_sync(reply_to, SyncPhase::Deltas, &theirs, out),
+            SyncPhase::Deltas => {}
+        }
+    }
+
+    /// Lamport rule for the versions in a peer's digest, and re-stamping of this life's
+    /// writes if the peer has seen a previous life of this node write more (§5.6).
+    fn observe_digest(&mut self, theirs: &DigestLookup<'_>, out: &mut Vec<Output<A>>) {
+        let me = self.local.name.clone();
+        let mut behind: Vec<(&str, u64)> = Vec::new();
+        for &((ty, origin), wm) in &theirs.sorted {
+            self.state.observe(wm);
+            if origin == me.as_str() && wm > self.state.watermark(ty, origin) {
+                behind.push((ty, wm));
+            }
+        }
+        for (ty, wm) in behind {
+            self.restamp(Some(ty), wm, out);
+        }
+    }
+
+    /// Re-stamps this life's own entries (of `ty`, or all) at versions above `up_to`.
+    pub(super) fn restamp(&mut self, ty: Option<&str>, up_to: u64, out: &mut Vec<Output<A>>) {
+        let me = self.local.name.clone();
+        self.state.observe(up_to);
+        let ttl = self.config.state.tombstone_ttl;
+        let keys = self.state.restamp_own(&me, ty, up_to, self.now, ttl);
+        self.stats.state.restamped += keys.len() as u64;
+        for k in keys {
+            self.spread_entry(k, out);
+        }
+        self.arm_collection();
+    }
+
+    fn apply_reset(&mut self, r: &Reset<'_>, theirs: &DigestLookup<'_>, out: &mut Vec<Output<A>>) {
+        if !self.config.state.stores(r.ty) {
+            return;
+        }
+        let mut keys = r.keys.clone();
+        keys.sort_unstable();
+        let dropped = self
+            .state
+            .apply_reset(r.ty, &keys, |origin| theirs.get(r.ty, origin));
+        self.stats.state.reset_drops += dropped.len() as u64;
+        for (key, old) in dropped {
+            out.push(Output::Event(Event::StateChanged {
+                key,
+                old: Some(old),
+                new: None,
+                cause: ChangeCause::Reset,
+            }));
+        }
+    }
+
+    /// Sends what the peer lacks according to its digest: the `Reply` to a request (with this
+    /// node's digest) or the requester's `Deltas` (sent only if there is something to send).
+    fn answer_sync(
+        &mut self,
+        to: A,
+        phase: SyncPhase,
+        theirs: &DigestLookup<'_>,
+        out: &mut Vec<Output<A>>,
+    ) {
+        let cfg = &self.config.state;
+        let (groups, reset_types) =
+            self.state
+                .deltas(cfg, |ty, origin| theirs.get(ty, origin), cfg.sync_max_bytes);
+        let mut sent_entries = 0u64;
+        let groups: Vec<DeltaGroup<'_>> = groups
+            .into_iter()
+            .map(|g| {
+                sent_entries += g.entries.len() as u64;
+                DeltaGroup {
+                    ty: g.ty,
+                    origin: g.origin,
+                    watermark: g.watermark,
+                    entries: g.entries,
+                }
+            })
+            .collect();
+        let resets: Vec<Reset<'_>> = reset_types
+            .iter()
+            .map(|ty| Reset {
+                ty,
+                keys: self.state.keys_of_type(ty),
+            })
+            .collect();
+        if phase == SyncPhase::Deltas && groups.is_empty() && resets.is_empty() {
+            return;
+        }
+        let with_digest = phase == SyncPhase::Reply || !resets.is_empty();
+        let n_resets = resets.len() as u64;
+        let mut sync = StateSync {
+            digest: if with_digest {
+                self.typed_digest()
+            } else {
+                Vec::new()
+            },
+            groups,
+            resets,
+        };
+        let (mut bytes, mut start) = self.state_stream_plain(phase, &sync);
+        let mut resets_sent = n_resets;
+        // Room for the encryption tag.
+        let max = self.config.max_stream_message_size - crate::keyring::TAG_LEN;
+        if bytes.len() > max && !sync.resets.is_empty() {
+            // Resets are as large as a type's key list; without them the exchange still
+            // carries the deltas, and the reset is retried on the next exchange.
+            sync.resets.clear();
+            resets_sent = 0;
+            (bytes, start) = self.state_stream_plain(phase, &sync);
+        }
+        drop(sync);
+        if bytes.len() > max {
+            return; // a digest beyond the stream limit: max_origins is set too high for it
+        }
+        self.seal_packet(&mut bytes, start);
+        self.stats.state.resets_sent += resets_sent;
+        self.stats.state.sync_entries_sent += sent_entries;
+        self.emit_state_stream(to, bytes, 0, out);
+    }
+
+    /// Encodes a state stream message, not yet sealed: returns it and where the payload starts
+    /// (pass both to `seal_packet`).
+    fn state_stream_plain(&self, phase: SyncPhase, sync: &StateSync<'_>) -> (Vec<u8>, usize) {
+        let mut buf = Vec::new();
+        let start = self.open_packet(&mut buf);
+        let header = StreamHeader {
+            kind: StreamKind::State { phase },
+            sender: self.local.name.as_str(),
+            sender_addr: self.local.addr.clone(),
+        };
+        wire::encode_into(&header, &mut buf);
+        wire::encode_count(0, &mut buf);
+        wire::encode_into(sync, &mut buf);
+        (buf, start)
+    }
+
+    fn emit_state_stream(&mut self, to: A, bytes: Vec<u8>, entries: u64, out: &mut Vec<Output<A>>) {
+        self.stats.state.sync_entries_sent += entries;
+        self.stats.sent.bump(MessageKind::StateSync);
+        self.stats.streams_sent += 1;
+        self.stats.stream_bytes_sent += bytes.len() as u64;
+        out.push(Output::SendStream { to, bytes });
+    }
+
+    // ---------------------------------------------------------------- origins and collection
+
+    /// The failover hook: `member` failed or left. Reports its entries and schedules the
+    /// expiry of the types configured for it.
+    pub(super) fn on_origin_down(
+        &mut self,
+        origin: &NodeName,
+        left: bool,
+        out: &mut Vec<Output<A>>,
+    ) {
+        let keys = self.state.keys_of_origin(origin);
+        if keys.is_empty() {
+            return;
+        }
+        for t in &self.config.state.types {
+            if let Some(delay) = t.expire_after_origin_failure {
+                let ty: Arc<str> = t.name.as_str().into();
+                self.timers
+                    .insert((self.now + delay, Timer::Expire(origin.clone(), ty)));
+            }
+        }
+        out.push(Output::Event(Event::OriginFailed {
+            origin: origin.clone(),
+            left,
+            keys,
+        }));
+    }
+
+    /// Deletes, here only, the orphaned entries of `origin` in `ty`, unless it came back.
+    pub(super) fn on_expire(&mut self, origin: &NodeName, ty: &str, out: &mut Vec<Output<A>>) {
+        let back = self
+            .members
+            .get(origin.as_str())
+            .is_some_and(|e| e.member.state.is_active());
+        if back {
+            return;
+        }
+        for (key, old) in self.state.expire(origin, ty) {
+            self.stats.state.expired += 1;
+            out.push(Output::Event(Event::StateChanged {
+                key,
+                old: Some(old),
+                new: None,
+                cause: ChangeCause::Expired,
+            }));
+        }
+    }
+
+    /// After this node refuted a claim that it was dead or gone: others may have expired its
+    /// entries, so re-stamp those of expiring types to spread them again.
+    pub(super) fn restamp_after_false_death(&mut self, out: &mut Vec<Output<A>>) {
+        let types: Vec<Arc<str>> = self
+            .config
+            .state
+            .types
+            .iter()
+            .filter(|t| t.expire_after_origin_failure.is_some())
+            .map(|t| t.name.as_str().into())
+            .collect();
+        let clock = self.state.clock();
+        for ty in types {
+            self.restamp(Some(&ty), clock, out);
+        }
+    }
+
+    /// Collects due tombstones.
+    pub(super) fn on_collect(&mut self) {
+        let ttl = self.config.state.tombstone_ttl;
+        let n = self.state.collect(self.now, ttl);
+        self.stats.state.tombstones_collected += n as u64;
+        self.arm_collection();
+    }
+
+    pub(super) fn arm_collection(&mut self) {
+        self.next_collect_at = self.state.next_collection();
+    }
+
+    /// Refreshes the size figures in `Stats::state`.
+    pub(super) fn refresh_state_stats(&mut self) {
+        self.state.trim_marks(self.config.state.max_origins);
+        self.stats.state.entries = self.state.len() as u64;
+        self.stats.state.live = self.state.live() as u64;
+        self.stats.state.bytes = self.state.bytes() as u64;
+        self.stats.state.origins = self.state.origins() as u64;
+    }
+}
+
+/// A peer's watermarks, sorted for lookup by `(type, origin)`.
+pub(super) struct DigestLookup<'a> {
+    sorted: Vec<((&'a str, &'a str), u64)>,
+}
+
+impl<'a> DigestLookup<'a> {
+    fn new(digest: &[TypeDigest<'a>]) -> Self {
+        let mut sorted: Vec<((&'a str, &'a str), u64)> = digest
+            .iter()
+            .flat_map(|t| t.origins.iter().map(move |&(o, wm)| ((t.ty, o), wm)))
+            .collect();
+        sorted.sort_unstable();
+        sorted.dedup_by(|a, b| a.0 == b.0);
+        DigestLookup { sorted }
+    }
+
+    fn get(&self, ty: &str, origin: &str) -> u64 {
+        self.sorted
+            .binary_search_by(|((t, o), _)| (*t, *o).cmp(&(ty, origin)))
+            .map_or(0, |i| self.sorted[i].1)
+    }
+}
