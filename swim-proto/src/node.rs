@@ -166,7 +166,7 @@ impl<A: Address> Node<A> {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut hasher = || foldhash::fast::FixedState::with_seed(rng.next_u64());
-        let (h1, h2, h3, h4) = (hasher(), hasher(), hasher(), hasher());
+        let (h1, h2, h3, h4, h5) = (hasher(), hasher(), hasher(), hasher(), hasher());
         Ok(Node {
             members: MemberTable::new(h1),
             relays: Map::with_hasher(h2),
@@ -205,7 +205,7 @@ impl<A: Address> Node<A> {
             scratch: Vec::new(),
             state_scratch: Vec::new(),
             plain: Vec::new(),
-            state: StateStore::new(),
+            state: StateStore::new(h5),
             next_sync_at: None,
             next_collect_at: None,
         })
@@ -1547,7 +1547,15 @@ impl<A: Address> Node<A> {
             self.apply_update(u, Source::Gossip, out);
         }
         for e in &dg.state {
-            self.apply_state(e.ty, e.key, e.version, e.origin, e.value, out);
+            let w = crate::state::Write {
+                ty: e.ty,
+                key: e.key,
+                version: e.version,
+                seq: e.seq,
+                origin: e.origin,
+                value: e.value,
+            };
+            self.apply_state(w, out);
         }
         match dg.message {
             Message::Gossip => {}

@@ -16,7 +16,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::fmt;
+use core::hash::{Hash, Hasher};
 use core::time::Duration;
+
+use foldhash::fast::FixedState;
 
 use crate::config::StateConfig;
 use crate::member::NodeName;
@@ -26,10 +29,26 @@ use crate::time::Instant;
 pub type TypeName = Arc<str>;
 
 /// Identifies a state entry: its type and its key within the type. Ordered by type, then key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StateKey {
     ty: TypeName,
     key: Arc<str>,
+}
+
+impl Hash for StateKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        KeyRef(&self.ty, &self.key).hash(h);
+    }
+}
+
+/// A borrowed `(type, key)` for lookups without allocating; hashes as [`StateKey`] does.
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<StateKey> for KeyRef<'_> {
+    fn equivalent(&self, k: &StateKey) -> bool {
+        self.0 == &*k.ty && self.1 == &*k.key
+    }
 }
 
 impl StateKey {
@@ -182,11 +201,17 @@ pub(crate) enum Applied {
     NotStored,
     /// At `max_entries` or `max_total_bytes`: dropped and counted.
     Full,
+    /// A write by this node's previous life outranked one of this life's: refused, and this
+    /// life's entry re-stamped above it (returned so it spreads again).
+    Refuted(StateKey),
 }
 
 #[derive(Clone, Debug)]
 struct Held {
     entry: StateEntry,
+    /// The write's place in its origin's sequence for the type (1, 2, 3... per origin and
+    /// type, contiguous, so a watermark can advance as writes arrive by gossip).
+    seq: u64,
     /// For a tombstone, when it is due for collection (`tombstone_ttl` after this node
     /// learned it); its key in `StateStore::tombstones`.
     collect_at: Instant,
@@ -194,23 +219,31 @@ struct Held {
     this_life: bool,
 }
 
-/// Per `(type, origin)` anti-entropy bookkeeping.
+/// Per `(type, origin)` anti-entropy bookkeeping. Positions are the origin's write sequence
+/// numbers for the type.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Mark {
-    /// Every write of the origin up to this version is held here, or something newer for its key.
+    /// Every write of the origin up to this sequence number is held here, or something newer
+    /// for its key.
     watermark: u64,
-    /// Highest version of a deletion by the origin collected here: peers below it may hold
-    /// deleted values and get a reset.
+    /// Highest sequence number of a deletion by the origin collected here (or an entry
+    /// expired or reset): peers below it may hold deleted values and get a reset.
     collected: u64,
     /// Entries held from the origin in this type.
     held: u32,
+    /// Highest sequence number among them (0 if none).
+    newest: u64,
 }
 
 /// The store: entries, their per-origin index, watermarks and the tombstone queue.
 #[derive(Debug)]
 pub(crate) struct StateStore {
-    entries: BTreeMap<StateKey, Held>,
-    /// `(origin, type, version, key)` for deltas in ascending version order.
+    /// Entries by key, hashed with the node's seeded hasher (lookups on every received entry).
+    entries: hashbrown::HashMap<StateKey, Held, FixedState>,
+    /// The same keys in order, for ordered iteration (iteration order never depends on the
+    /// hash map).
+    order: BTreeSet<StateKey>,
+    /// `(origin, type, seq, key)` for deltas in ascending sequence order.
     by_origin: BTreeSet<(NodeName, TypeName, u64, Arc<str>)>,
     marks: BTreeMap<(TypeName, NodeName), Mark>,
     /// Tombstones by collection time.
@@ -222,18 +255,30 @@ pub(crate) struct StateStore {
     live: usize,
 }
 
+/// A remote write to merge.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Write<'a> {
+    pub ty: &'a str,
+    pub key: &'a str,
+    pub version: u64,
+    pub seq: u64,
+    pub origin: &'a str,
+    pub value: Option<&'a [u8]>,
+}
+
 /// A delta group ready to encode: entries of one `(type, origin)` ascending.
 pub(crate) struct Group<'s> {
     pub ty: &'s str,
     pub origin: &'s str,
     pub watermark: u64,
-    pub entries: Vec<(&'s str, u64, Option<&'s [u8]>)>,
+    pub entries: Vec<(&'s str, u64, u64, Option<&'s [u8]>)>,
 }
 
 impl StateStore {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(hasher: FixedState) -> Self {
         StateStore {
-            entries: BTreeMap::new(),
+            entries: hashbrown::HashMap::with_hasher(hasher),
+            order: BTreeSet::new(),
             by_origin: BTreeSet::new(),
             marks: BTreeMap::new(),
             tombstones: BTreeSet::new(),
@@ -270,12 +315,15 @@ impl StateStore {
         self.lookup(ty, key)
     }
 
+    /// The entry for `(ty, key)` with its sequence number.
+    pub(crate) fn get_with_seq(&self, ty: &str, key: &str) -> Option<(&StateEntry, u64)> {
+        self.entries
+            .get(&KeyRef(ty, key))
+            .map(|h| (&h.entry, h.seq))
+    }
+
     fn lookup(&self, ty: &str, key: &str) -> Option<&StateEntry> {
-        let k = StateKey {
-            ty: self.intern_lookup(ty)?,
-            key: key.into(),
-        };
-        self.entries.get(&k).map(|h| &h.entry)
+        self.entries.get(&KeyRef(ty, key)).map(|h| &h.entry)
     }
 
     fn intern_lookup(&self, ty: &str) -> Option<TypeName> {
@@ -291,15 +339,19 @@ impl StateStore {
                 ty: t.clone(),
                 key: "".into(),
             };
-            self.entries
+            self.order
                 .range(lo..)
-                .take_while(move |(k, _)| Arc::ptr_eq(&k.ty, &t) || *k.ty == *t)
+                .take_while(move |k| Arc::ptr_eq(&k.ty, &t) || *k.ty == *t)
         });
-        range.into_iter().flatten().map(|(k, h)| (k, &h.entry))
+        range
+            .into_iter()
+            .flatten()
+            .map(|k| (k, &self.entries[k].entry))
     }
 
+    /// Every entry, in key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&StateKey, &StateEntry)> {
-        self.entries.iter().map(|(k, h)| (k, &h.entry))
+        self.order.iter().map(|k| (k, &self.entries[k].entry))
     }
 
     /// Keys of entries whose current origin is `origin`, for the origin-failed event.
@@ -308,11 +360,8 @@ impl StateStore {
             .of_origin(origin)
             .filter(|(_, ty, version, key)| {
                 self.entries
-                    .get(&StateKey {
-                        ty: ty.clone(),
-                        key: key.clone(),
-                    })
-                    .is_some_and(|h| h.entry.value.is_some() && h.entry.version == *version)
+                    .get(&KeyRef(ty, key))
+                    .is_some_and(|h| h.entry.value.is_some() && h.seq == *version)
             })
             .map(|(_, ty, _, key)| StateKey {
                 ty: ty.clone(),
@@ -329,6 +378,11 @@ impl StateStore {
             self.entries.len(),
             self.by_origin.len(),
             "every entry is indexed by origin exactly once"
+        );
+        assert_eq!(
+            self.entries.len(),
+            self.order.len(),
+            "every entry is in the ordered key set"
         );
         let bytes: usize = self
             .entries
@@ -360,7 +414,7 @@ impl StateStore {
                 self.by_origin.contains(&(
                     h.entry.origin.clone(),
                     k.ty.clone(),
-                    h.entry.version,
+                    h.seq,
                     k.key.clone()
                 )),
                 "entry {k} is indexed under its origin"
@@ -374,6 +428,8 @@ impl StateStore {
         for ((ty, origin), m) in &self.marks {
             let held = self.of_origin_type(origin, ty).count();
             assert_eq!(m.held as usize, held, "held count of {ty}/{origin}");
+            let newest = self.of_origin_type(origin, ty).last().map_or(0, |r| r.2);
+            assert_eq!(m.newest, newest, "newest sequence number of {ty}/{origin}");
         }
     }
 
@@ -430,19 +486,27 @@ impl StateStore {
             origin: me.clone(),
         };
         let ty = self.intern(ty);
+        let seq = self.next_own_seq(&ty, me);
         self.put(
             StateKey {
-                ty: ty.clone(),
+                ty,
                 key: key.into(),
             },
             entry,
+            seq,
             now,
             ttl,
             true,
         );
-        let mark = self.marks.entry((ty, me.clone())).or_default();
-        mark.watermark = mark.watermark.max(version);
         version
+    }
+
+    /// The next sequence number of this node's writes of `ty` (its watermark moves with it:
+    /// a node holds all its own writes or what superseded them).
+    fn next_own_seq(&mut self, ty: &TypeName, me: &NodeName) -> u64 {
+        let mark = self.marks.entry((ty.clone(), me.clone())).or_default();
+        mark.watermark = mark.watermark.saturating_add(1);
+        mark.watermark
     }
 
     /// Merges a remote entry.
@@ -450,26 +514,44 @@ impl StateStore {
     pub(crate) fn apply(
         &mut self,
         cfg: &StateConfig,
-        ty: &str,
-        key: &str,
-        version: u64,
-        origin: &str,
-        value: Option<&[u8]>,
+        me: &NodeName,
+        w: Write<'_>,
         now: Instant,
     ) -> Applied {
+        let Write {
+            ty,
+            key,
+            version,
+            seq,
+            origin,
+            value,
+        } = w;
         if !cfg.stores(ty) {
             return Applied::NotStored;
         }
         self.clock = self.clock.max(version);
-        let held = self.lookup(ty, key);
+        let held = self.entries.get(&KeyRef(ty, key));
         match held {
-            Some(e) if !e.is_older_than(version, origin, value) => return Applied::NotNewer,
+            Some(h) if !h.entry.is_older_than(version, origin, value) => {
+                // Held, or superseded: either way it counts towards the origin's watermark.
+                self.advance(ty, origin, seq);
+                return Applied::NotNewer;
+            }
+            Some(h) if h.this_life && origin == me.as_str() => {
+                // Our previous life wrote this key later (in Lamport order) than we did in this
+                // one: our current write stands, stamped above it.
+                let k = StateKey::new(ty, key);
+                self.restamp_key(me, &k, now, cfg.tombstone_ttl);
+                self.advance(ty, origin, seq);
+                return Applied::Refuted(k);
+            }
             Some(_) => {}
             None => {
                 let covered = self
-                    .intern_lookup(ty)
-                    .and_then(|t| self.marks.get(&(t, name_key(origin))))
-                    .is_some_and(|m| m.watermark >= version);
+                    .types
+                    .get(ty)
+                    .and_then(|t| self.marks.get(&(t.clone(), name_key(origin))))
+                    .is_some_and(|m| m.watermark >= seq);
                 if covered {
                     return Applied::Stale;
                 }
@@ -494,16 +576,56 @@ impl StateStore {
             ty: ty.clone(),
             key: key.into(),
         };
-        let old = self.put(key, entry, now, cfg.tombstone_ttl, false);
-        self.marks.entry((ty, origin)).or_default();
+        let old = self.put(key, entry, seq, now, cfg.tombstone_ttl, false);
+        self.advance(&ty, origin.as_str(), seq);
         Applied::Changed(old)
     }
 
+    /// Moves the watermark of `(ty, origin)` past `seq` if it is the next one, then past any
+    /// following writes already held.
+    fn advance(&mut self, ty: &str, origin: &str, seq: u64) {
+        let Some(t) = self.types.get(ty).cloned() else {
+            return;
+        };
+        let o = name_key(origin);
+        let Some(m) = self.marks.get(&(t.clone(), o.clone())) else {
+            return;
+        };
+        if m.watermark.checked_add(1) != Some(seq) {
+            return;
+        }
+        self.extend_watermark(&t, &o, seq);
+    }
+
+    /// Sets the watermark of `(ty, origin)` to at least `to`, then moves it past every
+    /// following write held (contiguous sequence numbers).
+    fn extend_watermark(&mut self, ty: &TypeName, origin: &NodeName, to: u64) {
+        let mut wm = self
+            .marks
+            .get(&(ty.clone(), origin.clone()))
+            .map_or(0, |m| m.watermark)
+            .max(to);
+        for (_, _, seq, _) in self
+            .by_origin
+            .range((origin.clone(), ty.clone(), wm.saturating_add(1), empty())..)
+            .take_while(|(o, t, _, _)| o == origin && t == ty)
+        {
+            if *seq != wm + 1 {
+                break;
+            }
+            wm = *seq;
+        }
+        let m = self.marks.entry((ty.clone(), origin.clone())).or_default();
+        m.watermark = m.watermark.max(wm);
+    }
+
     /// Inserts or replaces an entry, keeping the indexes, counts and tombstone queue.
+    #[allow(clippy::too_many_arguments)]
     fn put(
         &mut self,
         key: StateKey,
         entry: StateEntry,
+        seq: u64,
         now: Instant,
         ttl: Duration,
         this_life: bool,
@@ -516,17 +638,15 @@ impl StateStore {
         } else {
             self.tombstones.insert((collect_at, key.clone()));
         }
-        self.by_origin.insert((
-            entry.origin.clone(),
-            key.ty.clone(),
-            entry.version,
-            key.key.clone(),
-        ));
-        self.bump_held(&key.ty, &entry.origin, 1);
+        self.by_origin
+            .insert((entry.origin.clone(), key.ty.clone(), seq, key.key.clone()));
+        self.bump_held(&key.ty, &entry.origin, 1, seq);
+        self.order.insert(key.clone());
         self.entries.insert(
             key,
             Held {
                 entry,
+                seq,
                 collect_at,
                 this_life,
             },
@@ -536,7 +656,13 @@ impl StateStore {
 
     /// Removes an entry and its index records; returns it.
     fn remove(&mut self, key: &StateKey) -> Option<StateEntry> {
+        self.remove_held(key).map(|(e, _)| e)
+    }
+
+    /// Removes an entry and its index records; returns it with its sequence number.
+    fn remove_held(&mut self, key: &StateKey) -> Option<(StateEntry, u64)> {
         let h = self.entries.remove(key)?;
+        self.order.remove(key);
         self.bytes -= key.bytes() + h.entry.bytes();
         if h.entry.value.is_some() {
             self.live -= 1;
@@ -547,20 +673,32 @@ impl StateStore {
         let removed = self.by_origin.remove(&(
             h.entry.origin.clone(),
             key.ty.clone(),
-            h.entry.version,
+            h.seq,
             key.key.clone(),
         ));
         assert!(removed, "every entry is indexed by origin");
-        self.bump_held(&key.ty, &h.entry.origin, -1);
-        Some(h.entry)
+        self.bump_held(&key.ty, &h.entry.origin, -1, h.seq);
+        Some((h.entry, h.seq))
     }
 
-    fn bump_held(&mut self, ty: &TypeName, origin: &NodeName, by: i32) {
-        let m = self.marks.entry((ty.clone(), origin.clone())).or_default();
+    /// Counts an entry of `(ty, origin)` in (`by` 1) or out (-1), keeping `newest`. Called
+    /// after the origin index was updated.
+    fn bump_held(&mut self, ty: &TypeName, origin: &NodeName, by: i32, seq: u64) {
+        let key = (ty.clone(), origin.clone());
+        let m = self.marks.entry(key.clone()).or_default();
         m.held = m
             .held
             .checked_add_signed(by)
             .expect("held count stays in range");
+        if by > 0 {
+            m.newest = m.newest.max(seq);
+        } else if seq >= m.newest {
+            let newest = self
+                .of_origin_type(origin, ty)
+                .last()
+                .map_or(0, |(_, _, v, _)| *v);
+            self.marks.get_mut(&key).expect("mark exists").newest = newest;
+        }
     }
 
     /// Collects tombstones due at `now` whose origin's watermark covers them (so a stale copy of
@@ -579,12 +717,12 @@ impl StateStore {
             let covered = self
                 .marks
                 .get(&mark_key)
-                .is_some_and(|m| m.watermark >= h.entry.version);
+                .is_some_and(|m| m.watermark >= h.seq);
             if !covered {
                 postponed.push((at.max(now) + ttl / 4, key));
                 continue;
             }
-            let version = h.entry.version;
+            let version = h.seq;
             // Re-queue so `remove` finds it, then remove for good.
             self.tombstones.insert((at, key.clone()));
             self.remove(&key);
@@ -614,7 +752,7 @@ impl StateStore {
         };
         let keys: Vec<(u64, Arc<str>)> = self
             .of_origin_type(origin, &t)
-            .map(|(_, _, v, k)| (*v, k.clone()))
+            .map(|(_, _, seq, k)| (*seq, k.clone()))
             .collect();
         let mut out = Vec::new();
         for (version, key) in keys {
@@ -648,23 +786,30 @@ impl StateStore {
             .filter(|k| self.entries.get(k).is_some_and(|h| h.this_life))
             .collect();
         for k in &keys {
-            let old = self.remove(k).expect("listed entries are held");
-            self.clock = self.clock.saturating_add(1);
-            let version = self.clock;
-            let entry = StateEntry { version, ..old };
-            self.put(k.clone(), entry, now, ttl, true);
-            let m = self.marks.entry((k.ty.clone(), me.clone())).or_default();
-            m.watermark = m.watermark.max(version);
+            self.restamp_key(me, k, now, ttl);
         }
         keys
     }
 
-    // ------------------------------------------------------------ anti-entropy
-
-    /// Lamport rule for versions seen in digests.
-    pub(crate) fn observe(&mut self, version: u64) {
-        self.clock = self.clock.max(version);
+    /// Re-writes this node's entry for `k` at the next Lamport time and sequence number.
+    fn restamp_key(&mut self, me: &NodeName, k: &StateKey, now: Instant, ttl: Duration) {
+        let old = self.remove(k).expect("re-stamped entries are held");
+        self.clock = self.clock.saturating_add(1);
+        let version = self.clock;
+        let seq = self.next_own_seq(&k.ty, me);
+        let entry = StateEntry { version, ..old };
+        self.put(k.clone(), entry, seq, now, ttl, true);
     }
+
+    /// Fast-forwards this node's own sequence for `ty` to `to` (a previous life wrote that
+    /// far), so its next writes are not taken for stale copies.
+    pub(crate) fn skip_own_seq(&mut self, ty: &str, me: &NodeName, to: u64) {
+        let t = self.intern(ty);
+        let m = self.marks.entry((t, me.clone())).or_default();
+        m.watermark = m.watermark.max(to);
+    }
+
+    // ------------------------------------------------------------ anti-entropy
 
     /// This node's watermarks, by type then origin (only non-zero ones).
     pub(crate) fn digest(&self) -> Vec<(&str, Vec<(&str, u64)>)> {
@@ -703,8 +848,7 @@ impl StateStore {
             return;
         }
         let t = self.intern(ty);
-        let m = self.marks.entry((t, origin)).or_default();
-        m.watermark = m.watermark.max(to);
+        self.extend_watermark(&t, &origin, to);
     }
 
     /// Keeps the marks within `max`: evicts marks of origins with no entries held, those
@@ -744,41 +888,54 @@ impl StateStore {
     /// back from a long absence gets the freshest state first). Each group is a prefix of the
     /// origin's entries above the peer's watermark, ascending, and says which watermark the
     /// peer may adopt. Also returns the types for which the peer needs a reset (§5.5).
+    ///
+    /// `peer` is the peer's digest as `((type, origin), watermark)` sorted ascending (the order
+    /// of this store's marks), so one merge walk finds every watermark.
     pub(crate) fn deltas<'s>(
         &'s self,
         cfg: &StateConfig,
-        peer: impl Fn(&str, &str) -> u64,
+        peer: &[((&str, &str), u64)],
         budget: usize,
     ) -> (Vec<Group<'s>>, Vec<&'s str>) {
-        let mut candidates: Vec<(u64, &'s TypeName, &'s NodeName, u64)> = Vec::new();
+        let mut candidates: Vec<(u64, &'s TypeName, &'s NodeName, u64, u64)> = Vec::new();
         let mut resets: Vec<&'s str> = Vec::new();
+        let mut j = 0;
+        let mut last_type: Option<(&str, bool)> = None;
         for ((ty, origin), m) in &self.marks {
-            if !cfg.stores(ty) {
+            let stored = match last_type {
+                Some((t, stored)) if t == &**ty => stored,
+                _ => {
+                    let stored = cfg.stores(ty);
+                    last_type = Some((ty, stored));
+                    stored
+                }
+            };
+            if !stored {
                 continue;
             }
-            let theirs = peer(ty, origin.as_str());
+            let here = (&**ty, origin.as_str());
+            while j < peer.len() && peer[j].0 < here {
+                j += 1;
+            }
+            let theirs = if j < peer.len() && peer[j].0 == here {
+                peer[j].1
+            } else {
+                0
+            };
             if m.collected > theirs && resets.last() != Some(&&**ty) {
                 resets.push(ty);
             }
-            if m.held == 0 {
-                continue;
-            }
-            let newest = self
-                .of_origin_type(origin, ty)
-                .last()
-                .map_or(0, |(_, _, v, _)| *v);
-            if newest > theirs {
-                candidates.push((newest, ty, origin, theirs));
+            if m.held > 0 && m.newest > theirs {
+                candidates.push((m.newest, ty, origin, theirs, m.watermark));
             }
         }
         candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (a.1, a.2).cmp(&(b.1, b.2))));
         let mut left = budget;
         let mut groups = Vec::new();
-        for (_, ty, origin, theirs) in candidates {
+        for (_, ty, origin, theirs, mine) in candidates {
             if left < 64 {
                 break;
             }
-            let mine = self.marks[&(ty.clone(), origin.clone())].watermark;
             let mut entries = Vec::new();
             let mut truncated_at = None;
             let lo = (
@@ -787,22 +944,19 @@ impl StateStore {
                 theirs.saturating_add(1),
                 empty(),
             );
-            for (_, _, version, key) in self
+            for (_, _, seq, key) in self
                 .by_origin
                 .range(lo..)
                 .take_while(|(o, t, _, _)| o == origin && t == ty)
             {
-                let h = &self.entries[&StateKey {
-                    ty: ty.clone(),
-                    key: key.clone(),
-                }];
-                let cost = key.len() + h.entry.bytes() + 16;
+                let h = &self.entries[&KeyRef(ty, key)];
+                let cost = key.len() + h.entry.bytes() + 24;
                 if cost > left {
-                    truncated_at = Some(entries.last().map_or(theirs, |e: &(_, u64, _)| e.1));
+                    truncated_at = Some(entries.last().map_or(theirs, |e: &(_, u64, u64, _)| e.2));
                     break;
                 }
                 left -= cost;
-                entries.push((&**key, *version, h.entry.value.as_deref()));
+                entries.push((&**key, h.entry.version, *seq, h.entry.value.as_deref()));
             }
             if entries.is_empty() {
                 continue;
@@ -838,18 +992,19 @@ impl StateStore {
         let doomed: Vec<StateKey> = self
             .iter_type(ty)
             .filter(|(k, e)| {
-                keys.binary_search(&k.key()).is_err() && e.version <= theirs(e.origin.as_str())
+                keys.binary_search(&k.key()).is_err()
+                    && self.entries[&KeyRef(k.ty(), k.key())].seq <= theirs(e.origin.as_str())
             })
             .map(|(k, _)| k.clone())
             .collect();
         let mut out = Vec::new();
         for k in doomed {
-            if let Some(old) = self.remove(&k) {
+            if let Some((old, seq)) = self.remove_held(&k) {
                 let m = self
                     .marks
                     .entry((k.ty.clone(), old.origin.clone()))
                     .or_default();
-                m.collected = m.collected.max(old.version);
+                m.collected = m.collected.max(seq);
                 out.push((k, old));
             }
         }
@@ -925,44 +1080,92 @@ mod tests {
         NodeName::new(s).unwrap()
     }
 
+    /// Merges a remote write whose sequence number equals its version.
+    fn ap(
+        s: &mut StateStore,
+        c: &StateConfig,
+        ty: &str,
+        key: &str,
+        version: u64,
+        origin: &str,
+        value: Option<&[u8]>,
+    ) -> Applied {
+        apply_w(
+            s,
+            c,
+            &W {
+                ty: ty.into(),
+                key: key.into(),
+                version,
+                seq: version,
+                origin: origin.into(),
+                value: value.map(<[u8]>::to_vec),
+            },
+        )
+    }
+
+    fn apply_w(s: &mut StateStore, c: &StateConfig, w: &W) -> Applied {
+        let write = Write {
+            ty: &w.ty,
+            key: &w.key,
+            version: w.version,
+            seq: w.seq,
+            origin: &w.origin,
+            value: w.value.as_deref(),
+        };
+        s.apply(c, &name("local"), write, Instant::ZERO)
+    }
+
+    /// A write as the tests build it.
     #[derive(Clone, Debug)]
-    struct Write {
-        ty: &'static str,
+    struct W {
+        ty: String,
         key: String,
         version: u64,
+        seq: u64,
         origin: String,
         value: Option<Vec<u8>>,
     }
 
-    fn write() -> impl Strategy<Value = Write> {
-        (
-            prop::sample::select(vec!["a", "b"]),
-            0..4u8,
-            1..6u64,
-            0..3u8,
-            prop::option::of(prop::collection::vec(any::<u8>(), 0..4)),
+    /// A valid history: three origins write keys of two types; each origin numbers its writes
+    /// of a type 1, 2, 3... and versions grow (ties between origins allowed), as Lamport clocks
+    /// and the sequence rule produce them.
+    fn history() -> impl Strategy<Value = Vec<W>> {
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["a", "b"]),
+                0..4u8,
+                0..2u64,
+                0..3u8,
+                prop::option::of(prop::collection::vec(any::<u8>(), 0..4)),
+            ),
+            0..24,
         )
-            .prop_map(|(ty, k, version, o, value)| Write {
-                ty,
-                key: format!("k{k}"),
-                version,
-                origin: format!("n{o}"),
-                value,
-            })
+        .prop_map(|raw| {
+            let mut version = 0;
+            let mut seqs = alloc::collections::BTreeMap::new();
+            raw.into_iter()
+                .map(|(ty, k, bump, o, value)| {
+                    version += bump;
+                    let seq = seqs.entry((ty, o)).or_insert(0u64);
+                    *seq += 1;
+                    W {
+                        ty: ty.into(),
+                        key: format!("k{k}"),
+                        version: version.max(1),
+                        seq: *seq,
+                        origin: format!("n{o}"),
+                        value,
+                    }
+                })
+                .collect()
+        })
     }
 
-    fn merged(writes: &[Write]) -> StateStore {
-        let mut s = StateStore::new();
+    fn merged(writes: &[W]) -> StateStore {
+        let mut s = StateStore::new(FixedState::with_seed(7));
         for w in writes {
-            s.apply(
-                &cfg(),
-                w.ty,
-                &w.key,
-                w.version,
-                &w.origin,
-                w.value.as_deref(),
-                Instant::ZERO,
-            );
+            apply_w(&mut s, &cfg(), w);
         }
         s.check_invariants(&cfg());
         s
@@ -975,7 +1178,7 @@ mod tests {
     proptest! {
         /// Commutativity: the merge of a set of writes does not depend on their order.
         #[test]
-        fn merge_is_commutative(writes in prop::collection::vec(write(), 0..24), seed in any::<u64>()) {
+        fn merge_is_commutative(writes in history(), seed in any::<u64>()) {
             let mut shuffled = writes.clone();
             let mut x = seed | 1;
             for i in (1..shuffled.len()).rev() {
@@ -989,15 +1192,21 @@ mod tests {
         /// state-based merge this is merging the winners of each part.
         #[test]
         fn merge_is_associative(
-            a in prop::collection::vec(write(), 0..8),
-            b in prop::collection::vec(write(), 0..8),
-            c in prop::collection::vec(write(), 0..8),
+            writes in history(),
+            cut in any::<(prop::sample::Index, prop::sample::Index)>(),
         ) {
-            let winners = |s: &StateStore| -> Vec<Write> {
-                s.iter().map(|(k, e)| Write {
-                    ty: if k.ty() == "a" { "a" } else { "b" },
+            // Three parts of one history, delivered to different replicas.
+            let (mut i, mut j) = (cut.0.index(writes.len() + 1), cut.1.index(writes.len() + 1));
+            if i > j {
+                core::mem::swap(&mut i, &mut j);
+            }
+            let (a, b, c) = (writes[..i].to_vec(), writes[i..j].to_vec(), writes[j..].to_vec());
+            let winners = |s: &StateStore| -> Vec<W> {
+                s.iter().map(|(k, e)| W {
+                    ty: k.ty().into(),
                     key: k.key().into(),
                     version: e.version,
+                    seq: s.get_with_seq(k.ty(), k.key()).unwrap().1,
                     origin: e.origin.as_str().into(),
                     value: e.value.as_deref().map(<[u8]>::to_vec),
                 }).collect()
@@ -1011,7 +1220,7 @@ mod tests {
 
         /// Idempotence: merging the same writes again changes nothing.
         #[test]
-        fn merge_is_idempotent(writes in prop::collection::vec(write(), 0..24)) {
+        fn merge_is_idempotent(writes in history()) {
             let once = merged(&writes);
             let twice = merged(&[writes.clone(), writes].concat());
             prop_assert_eq!(contents(&once), contents(&twice));
@@ -1021,18 +1230,18 @@ mod tests {
 
     #[test]
     fn greater_stamp_wins_and_ties_break_by_origin() {
-        let mut s = StateStore::new();
+        let mut s = StateStore::new(FixedState::with_seed(7));
         let c = cfg();
         assert!(matches!(
-            s.apply(&c, "t", "k", 5, "b", Some(b"1"), Instant::ZERO),
+            ap(&mut s, &c, "t", "k", 5, "b", Some(b"1")),
             Applied::Changed(None)
         ));
         assert_eq!(
-            s.apply(&c, "t", "k", 4, "z", Some(b"2"), Instant::ZERO),
+            ap(&mut s, &c, "t", "k", 4, "z", Some(b"2")),
             Applied::NotNewer
         );
         assert!(matches!(
-            s.apply(&c, "t", "k", 5, "c", Some(b"3"), Instant::ZERO),
+            ap(&mut s, &c, "t", "k", 5, "c", Some(b"3")),
             Applied::Changed(Some(_))
         ));
         assert_eq!(s.get("t", "k").unwrap().origin.as_str(), "c");
@@ -1041,26 +1250,26 @@ mod tests {
 
     #[test]
     fn below_the_watermark_an_unknown_key_is_stale() {
-        let mut s = StateStore::new();
+        let mut s = StateStore::new(FixedState::with_seed(7));
         let c = cfg();
         s.raise_watermark(&c, "t", "o", 10);
         assert_eq!(
-            s.apply(&c, "t", "gone", 7, "o", Some(b"old"), Instant::ZERO),
+            ap(&mut s, &c, "t", "gone", 7, "o", Some(b"old")),
             Applied::Stale
         );
         assert!(matches!(
-            s.apply(&c, "t", "new", 11, "o", Some(b"v"), Instant::ZERO),
+            ap(&mut s, &c, "t", "new", 11, "o", Some(b"v")),
             Applied::Changed(None)
         ));
     }
 
     #[test]
     fn tombstones_are_collected_only_once_covered_by_the_watermark() {
-        let mut s = StateStore::new();
+        let mut s = StateStore::new(FixedState::with_seed(7));
         let mut c = cfg();
         let ttl = Duration::from_secs(10);
         c.tombstone_ttl = ttl;
-        s.apply(&c, "t", "k", 3, "o", None, Instant::ZERO);
+        ap(&mut s, &c, "t", "k", 3, "o", None);
         assert_eq!(s.collect(Instant::from_secs(11), ttl), 0, "not covered yet");
         s.raise_watermark(&c, "t", "o", 3);
         assert_eq!(s.collect(Instant::from_secs(30), ttl), 1);
@@ -1068,14 +1277,14 @@ mod tests {
         s.check_invariants(&c);
         // A stale copy of the deleted value is recognised.
         assert_eq!(
-            s.apply(&c, "t", "k", 2, "o", Some(b"old"), Instant::ZERO),
+            ap(&mut s, &c, "t", "k", 2, "o", Some(b"old")),
             Applied::Stale
         );
     }
 
     #[test]
     fn deltas_are_prefixes_above_the_peer_watermark_freshest_origin_first() {
-        let mut s = StateStore::new();
+        let mut s = StateStore::new(FixedState::with_seed(7));
         let c = cfg();
         let ttl = Duration::from_secs(60);
         for i in 0..5 {
@@ -1089,8 +1298,8 @@ mod tests {
                 ttl,
             );
         }
-        s.apply(&c, "t", "x", 100, "other", Some(b"w"), Instant::ZERO);
-        let (groups, resets) = s.deltas(&c, |_, o| if o == "me" { 2 } else { 0 }, 1 << 20);
+        ap(&mut s, &c, "t", "x", 100, "other", Some(b"w"));
+        let (groups, resets) = s.deltas(&c, &[(("t", "me"), 2)], 1 << 20);
         assert!(resets.is_empty());
         assert_eq!(groups[0].origin, "other", "freshest writes first");
         assert_eq!(groups[0].watermark, 0, "we hold no watermark for `other`");
@@ -1099,7 +1308,7 @@ mod tests {
         assert_eq!(versions, [3, 4, 5]);
         assert_eq!(mine.watermark, 5);
         // A tight budget cuts the group to a prefix and lowers the watermark to match.
-        let (groups, _) = s.deltas(&c, |_, o| if o == "me" { 2 } else { 1000 }, 100);
+        let (groups, _) = s.deltas(&c, &[(("t", "me"), 2), (("t", "other"), 1000)], 100);
         assert_eq!(groups[0].entries.len(), 1);
         assert_eq!(groups[0].watermark, 3);
     }

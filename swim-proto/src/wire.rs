@@ -30,7 +30,7 @@ pub const FLAG_ENCRYPTED: u8 = 1;
 /// Smallest encoded size of one [`Update`], used to bound counts before allocating.
 const MIN_UPDATE_LEN: usize = 4;
 /// Smallest encoded size of one [`StateUpdate`].
-const MIN_STATE_UPDATE_LEN: usize = 5;
+const MIN_STATE_UPDATE_LEN: usize = 6;
 
 /// The primary message of a datagram.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,16 +228,19 @@ pub struct StateUpdate<'a> {
     pub ty: &'a str,
     /// Key within the type.
     pub key: &'a str,
-    /// The origin's Lamport timestamp for this write.
+    /// The origin's Lamport timestamp for this write (the merge order).
     pub version: u64,
+    /// The write's place in its origin's writes of this type: 1, 2, 3... (watermarks count
+    /// these).
+    pub seq: u64,
     /// The node that wrote it (breaks version ties).
     pub origin: &'a str,
     /// The value, or `None` for a deletion (tombstone).
     pub value: Option<&'a [u8]>,
 }
 
-/// One state type's watermarks: for each origin, the version up to which the sender holds
-/// every write of that origin (or something newer for the same key).
+/// One state type's watermarks: for each origin, the sequence number up to which the sender
+/// holds every write of that origin (or something newer for the same key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct TypeDigest<'a> {
@@ -248,7 +251,7 @@ pub struct TypeDigest<'a> {
     pub origins: Vec<(&'a str, u64)>,
 }
 
-/// Entries of one origin and type, in ascending version order, sent because the receiver's
+/// Entries of one origin and type, in ascending sequence order, sent because the receiver's
 /// watermark for that origin is lower.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -259,9 +262,9 @@ pub struct DeltaGroup<'a> {
     pub origin: &'a str,
     /// The watermark the receiver may adopt for `(ty, origin)` once it has applied the group.
     pub watermark: u64,
-    /// `(key, version, value)` triples, versions ascending; `None` is a deletion.
+    /// `(key, version, seq, value)`, sequence numbers ascending; `None` is a deletion.
     #[serde(borrow)]
-    pub entries: Vec<(&'a str, u64, Option<&'a [u8]>)>,
+    pub entries: Vec<(&'a str, u64, u64, Option<&'a [u8]>)>,
 }
 
 /// Every key the sender holds in one state type, sent when the receiver may hold entries whose

@@ -24,7 +24,10 @@ pub mod report;
 pub mod scenario;
 mod sim;
 pub mod trace_file;
+mod workload;
 
 pub use report::Report;
-pub use scenario::{Fault, Knobs, NetworkSpec, Scenario, ScenarioBuilder, Start, TimedFault};
+pub use scenario::{
+    Fault, Knobs, NetworkSpec, Scenario, ScenarioBuilder, Start, StateWorkload, TimedFault,
+};
 pub use sim::{Progress, RunOptions, derive_seed, run};

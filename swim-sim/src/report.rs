@@ -134,6 +134,29 @@ pub struct Series {
     pub bytes_max: Vec<f64>,
 }
 
+/// Replicated-state propagation (runs with a workload).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StateReport {
+    /// Writes made.
+    pub updates: u64,
+    /// Writes that reached every live node (or were overtaken there by a later write of the
+    /// same key).
+    pub reached_all: u64,
+    /// Writes that had not reached every live node when the run ended.
+    pub never_reached_all: u64,
+    /// Time for a write to reach every live node: median, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// Slowest, ms.
+    pub max_ms: Option<f64>,
+    /// Whether, at the end, every live node held an identical store (equal fingerprints of
+    /// every type, key, version and origin).
+    pub converged: bool,
+    /// Live nodes compared for `converged`.
+    pub live_nodes_checked: usize,
+}
+
 /// Everything one run measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -171,6 +194,8 @@ pub struct Report {
     pub dissemination: Dissemination,
     /// Digest of every output of every node, in order (when asked for): equal for equal runs.
     pub output_digest: Option<String>,
+    /// Replicated-state propagation, when the scenario has a workload.
+    pub state: Option<StateReport>,
     /// Machine cost.
     pub cost: Cost,
     /// Number of invariant violations (the run stops at the first).
@@ -254,6 +279,19 @@ impl Report {
             ms(self.dissemination.p99_ms),
             self.dissemination.count
         );
+        if let Some(st) = &self.state {
+            let _ = writeln!(
+                t,
+                "\nstate: {} writes; reached every live node p50 {} p99 {} max {} ({} did not by the end); stores {} across {} live nodes",
+                st.updates,
+                ms(st.p50_ms),
+                ms(st.p99_ms),
+                ms(st.max_ms),
+                st.never_reached_all,
+                if st.converged { "identical" } else { "DIFFER" },
+                st.live_nodes_checked
+            );
+        }
         let c = &self.cost;
         let mem = c.peak_memory_bytes.map_or("-".into(), |b| {
             format!("{:.1} MiB", b as f64 / (1 << 20) as f64)

@@ -248,6 +248,44 @@ pub struct Scenario {
     pub sample_interval: Duration,
     /// Check that views converge after the last fault, within the bound the config implies.
     pub check_liveness: bool,
+    /// Replicated-state writes, if any.
+    pub workload: Option<StateWorkload>,
+}
+
+/// Replicated-state traffic: every live node writes its own keys at a fixed rate, and the run
+/// measures how long each write takes to reach every live node (`Report::state`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateWorkload {
+    /// State type written. Default `"load"`.
+    pub ty: String,
+    /// Writes per node per second. Default 1.
+    pub writes_per_node_per_s: f64,
+    /// Keys each node owns and writes in turn. Default 4.
+    pub keys_per_node: u32,
+    /// Value size in bytes (at least 8: the value carries the write's sequence number).
+    /// Default 32.
+    pub value_size: usize,
+    /// When writes start. Default 5 s.
+    #[serde(with = "duration")]
+    pub start: Duration,
+    /// When writes stop; the rest of the run is quiet so anti-entropy can converge the stores.
+    /// Default 60 s.
+    #[serde(with = "duration")]
+    pub stop: Duration,
+}
+
+impl Default for StateWorkload {
+    fn default() -> Self {
+        StateWorkload {
+            ty: "load".into(),
+            writes_per_node_per_s: 1.0,
+            keys_per_node: 4,
+            value_size: 32,
+            start: Duration::from_secs(5),
+            stop: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for Scenario {
@@ -264,6 +302,7 @@ impl Default for Scenario {
             seeds: vec![0, 1, 2],
             sample_interval: Duration::from_secs(1),
             check_liveness: true,
+            workload: None,
         }
     }
 }
@@ -291,6 +330,7 @@ pub const BUILT_IN: &[&str] = &[
     "churn",
     "join-storm",
     "restart-all",
+    "state",
     "swarm",
 ];
 
@@ -455,6 +495,16 @@ impl Scenario {
                     });
                 }
             }
+            "state" => {
+                // Crashes (so detection is measured next to the state traffic), 5% loss, one
+                // write per node per second until 60 s before the end, then quiet.
+                crash(&mut s, &mut rng);
+                s.network.loss = knobs.loss.unwrap_or(0.05);
+                s.workload = Some(StateWorkload {
+                    stop: d.saturating_sub(secs(60)).max(secs(6)),
+                    ..StateWorkload::default()
+                });
+            }
             "swarm" => return Ok(Scenario::swarm(seed)),
             other => {
                 return Err(ScenarioError(format!(
@@ -465,6 +515,7 @@ impl Scenario {
         }
         if let Some(loss) = knobs.loss
             && name != "loss"
+            && name != "state"
         {
             s.network.loss = loss;
         }
@@ -647,6 +698,29 @@ impl Scenario {
         }
         if self.sample_interval.is_zero() {
             return err("sample_interval must be greater than zero".into());
+        }
+        if let Some(w) = &self.workload {
+            if !(w.writes_per_node_per_s > 0.0 && w.writes_per_node_per_s <= 1000.0) {
+                return err(format!(
+                    "workload.writes_per_node_per_s must be within (0, 1000], got {}",
+                    w.writes_per_node_per_s
+                ));
+            }
+            if w.keys_per_node == 0 {
+                return err("workload.keys_per_node must be at least 1".into());
+            }
+            if w.value_size < 8 || w.value_size > self.config.state.max_value_size {
+                return err(format!(
+                    "workload.value_size must be within 8..={} (config.state.max_value_size), got {}",
+                    self.config.state.max_value_size, w.value_size
+                ));
+            }
+            if w.ty.is_empty() || !self.config.state.stores(&w.ty) {
+                return err(format!(
+                    "workload.ty {:?} must be a non-empty type the nodes store",
+                    w.ty
+                ));
+            }
         }
         let n = self.nodes as NodeId;
         for &j in self.late_joiners.iter().chain(&self.seeds) {

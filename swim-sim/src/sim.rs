@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::net::{Fate, Network, Partition};
 use crate::report::{Cost, FaultWindow, Report};
 use crate::scenario::{Fault, NodeId, Scenario, Start};
+use crate::workload::{self, StateTracker};
 
 /// Derives independent seeds from one (SplitMix64).
 pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
@@ -88,6 +89,8 @@ enum Ev {
     FaultStart(usize),
     FaultEnd(usize),
     Sample,
+    /// A workload write by this node.
+    Publish(NodeId),
 }
 
 struct Scheduled {
@@ -133,6 +136,9 @@ struct Engine<'a> {
     check_cursor: usize,
     last_fault_end: Instant,
     digest: Option<u64>,
+    state: Option<StateTracker>,
+    /// Which nodes are up (running, not crashed or gone), for the state tracker.
+    up: Vec<bool>,
 }
 
 fn global_to_local(n: &SimNode, g: Instant) -> Instant {
@@ -201,6 +207,8 @@ impl<'a> Engine<'a> {
             check_cursor: 0,
             last_fault_end: Instant::ZERO,
             digest: opts.digest.then_some(0xcbf2_9ce4_8422_2325),
+            state: scenario.workload.as_ref().map(|w| StateTracker::new(n, w)),
+            up: vec![false; n],
         }
     }
 
@@ -256,6 +264,7 @@ impl<'a> Engine<'a> {
             });
         }
         self.metrics.node_up(self.now, v, measure_join);
+        self.up[v as usize] = true;
         self.schedule(self.now, Ev::Tick { node: v });
     }
 
@@ -377,6 +386,41 @@ impl<'a> Engine<'a> {
             });
         }
         self.schedule(self.now + self.scenario.sample_interval, Ev::Sample);
+        if let Some(w) = &self.scenario.workload {
+            let period = Duration::from_secs_f64(1.0 / w.writes_per_node_per_s);
+            for v in 0..n {
+                let offset = Duration::from_nanos(self.rng.next_u64() % period.as_nanos() as u64);
+                self.schedule(Instant::ZERO + w.start + offset, Ev::Publish(v));
+            }
+        }
+    }
+
+    /// A workload write: the node publishes its next key, and writes again one period later.
+    fn publish(&mut self, v: NodeId) {
+        let Some(w) = &self.scenario.workload else {
+            return;
+        };
+        if self.now >= Instant::ZERO + w.stop {
+            return;
+        }
+        let period = Duration::from_secs_f64(1.0 / w.writes_per_node_per_s);
+        self.schedule(self.now + period, Ev::Publish(v));
+        if !self.up[v as usize] || self.nodes[v as usize].paused {
+            return;
+        }
+        let (ty, size) = (w.ty.clone(), w.value_size);
+        let tracker = self.state.as_mut().expect("a workload has a tracker");
+        let (key, seq) = tracker.publish(v, self.now);
+        let write = swim_proto::StateWrite::new(ty, key, workload::value(seq, size));
+        self.deliver(v, Input::Command(Command::Publish(write)));
+    }
+
+    /// Marks a node down for the state tracker.
+    fn state_down(&mut self, v: NodeId) {
+        self.up[v as usize] = false;
+        if let Some(t) = self.state.as_mut() {
+            t.node_down(v, self.now, &self.up);
+        }
     }
 
     /// Hands an input to a node now, honouring pause and slowness, and carries out its outputs.
@@ -516,6 +560,15 @@ impl<'a> Engine<'a> {
                         self.schedule(g, Ev::Tick { node: v });
                     }
                 }
+                Output::Event(Event::StateChanged {
+                    key,
+                    new: Some(entry),
+                    ..
+                }) => {
+                    if let (Some(t), Some(value)) = (self.state.as_mut(), entry.value.as_deref()) {
+                        t.on_change(v, key.ty(), key.key(), value, self.now, &self.up);
+                    }
+                }
                 Output::Event(e) => {
                     if matches!(e, Event::LeaveComplete) {
                         stop_after = true;
@@ -560,6 +613,7 @@ impl<'a> Engine<'a> {
         n.tick_at = None;
         let inc = n.incarnation;
         self.metrics.node_down(self.now, v, Some(inc));
+        self.state_down(v);
     }
 
     fn fault_start(&mut self, i: usize) {
@@ -605,6 +659,7 @@ impl<'a> Engine<'a> {
                             n.node = None;
                         }
                         self.metrics.node_down(self.now, node, None);
+                        self.state_down(node);
                     }
                 }
             }
@@ -683,10 +738,19 @@ impl<'a> Engine<'a> {
     fn sample(&mut self) {
         let interval = self.scenario.sample_interval;
         self.metrics.sample(self.now, interval.as_secs_f64());
+        if let Some(t) = self.state.as_mut() {
+            t.sweep(self.now, &self.up);
+        }
         if !self.check_every_step {
-            // Full O(n) invariant checks on a rotating subset, ~200k member entries per sample.
+            // Full O(n) invariant checks on a rotating subset, ~200k member and state entries
+            // per sample.
             let n = self.nodes.len();
-            let k = (200_000 / n.max(1)).clamp(1, n);
+            let entries = self
+                .nodes
+                .iter()
+                .find_map(|x| x.node.as_ref())
+                .map_or(0, |x| x.stats().state.entries as usize);
+            let k = (200_000 / (n + 4 * entries).max(1)).clamp(1, n);
             for _ in 0..k {
                 self.check_cursor = (self.check_cursor + 1) % n;
                 if let Some(node) = &self.nodes[self.check_cursor].node {
@@ -730,6 +794,7 @@ impl<'a> Engine<'a> {
                 Ev::FaultStart(i) => self.fault_start(i),
                 Ev::FaultEnd(i) => self.fault_end(i),
                 Ev::Sample => self.sample(),
+                Ev::Publish(v) => self.publish(v),
             }
             if self.events.is_multiple_of(262_144)
                 && let Some(p) = progress.as_mut()
@@ -744,6 +809,21 @@ impl<'a> Engine<'a> {
         if self.violation.is_none() {
             self.now = self.end;
             self.check_liveness();
+        }
+        if std::env::var_os("SWIM_SIM_DEBUG_STATE").is_some() {
+            let mut total = swim_proto::StateStats::default();
+            for n in self.nodes.iter().filter_map(|n| n.node.as_ref()) {
+                let s = n.stats().state;
+                total.received += s.received;
+                total.applied += s.applied;
+                total.not_newer += s.not_newer;
+                total.stale += s.stale;
+                total.piggybacked += s.piggybacked;
+                total.queue_dropped += s.queue_dropped;
+                total.syncs += s.syncs;
+                total.sync_entries_sent += s.sync_entries_sent;
+            }
+            eprintln!("state totals: {total:?}");
         }
         if std::env::var_os("SWIM_SIM_DEBUG_VIEWS").is_some() {
             for o in 0..self.nodes.len() {
@@ -841,6 +921,18 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let (detection, samples) = engine.metrics.detection();
     let peak = peak_memory_bytes();
     let n = scenario.nodes;
+    let state = engine.state.as_ref().map(|t| {
+        let prints: Vec<u64> = engine
+            .nodes
+            .iter()
+            .zip(&engine.up)
+            .filter(|(_, up)| **up)
+            .filter_map(|(n, _)| n.node.as_ref())
+            .map(|n| n.state_fingerprint())
+            .collect();
+        let converged = prints.windows(2).all(|w| w[0] == w[1]);
+        t.report(converged, prints.len())
+    });
     Report {
         scenario: scenario.name.clone(),
         nodes: n,
@@ -865,6 +957,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             .map(|n| n.stats().dropped.total())
             .sum(),
         dissemination: engine.metrics.dissemination(),
+        state,
         output_digest: engine.digest.map(|d| format!("{d:016x}")),
         cost: Cost {
             node_seconds_per_wall_s: n as f64 * seconds / wall_s.max(1e-9),

@@ -198,6 +198,7 @@ struct StateClaim<'a> {
     key: u8,
     origin: u8,
     version: Incarnation,
+    seq: Incarnation,
     value: Option<&'a [u8]>,
 }
 
@@ -492,6 +493,9 @@ impl NodeCase {
                 ty: ty(e.ty),
                 key: key(e.key),
                 version: e.version.resolve(clock),
+                seq: e
+                    .seq
+                    .resolve(self.node.state_watermark(ty(e.ty), name(e.origin))),
                 origin: name(e.origin),
                 value: e.value,
             })
@@ -524,7 +528,7 @@ impl NodeCase {
                 ty: u.ty,
                 origin: u.origin,
                 watermark: u.version,
-                entries: vec![(u.key, u.version, u.value)],
+                entries: vec![(u.key, u.version, u.seq, u.value)],
             })
             .collect();
         let resets = sync

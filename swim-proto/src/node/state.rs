@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::{Address, Node, Timer};
 use crate::io::{CommandError, Event, Output, StateWrite};
 use crate::member::{MemberState, NodeName};
-use crate::state::{Applied, ChangeCause, StateEntry, StateError, StateKey};
+use crate::state::{Applied, ChangeCause, StateEntry, StateError, StateKey, Write};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::{
@@ -55,6 +55,12 @@ impl<A: Address> Node<A> {
     /// This node's Lamport clock.
     pub fn state_clock(&self) -> u64 {
         self.state.clock()
+    }
+
+    /// This node's anti-entropy watermark for writes of `origin` in `ty`: the sequence number
+    /// up to which it holds every such write or a newer entry for its key.
+    pub fn state_watermark(&self, ty: &str, origin: &str) -> u64 {
+        self.state.watermark(ty, origin)
     }
 
     // ---------------------------------------------------------------- commands
@@ -156,25 +162,12 @@ impl<A: Address> Node<A> {
     }
 
     /// Merges one remote entry; on a change, reports it and passes it on by gossip.
-    pub(super) fn apply_state(
-        &mut self,
-        ty: &str,
-        key: &str,
-        version: u64,
-        origin: &str,
-        value: Option<&[u8]>,
-        out: &mut Vec<Output<A>>,
-    ) {
+    pub(super) fn apply_state(&mut self, w: Write<'_>, out: &mut Vec<Output<A>>) {
         self.stats.state.received += 1;
-        let r = self.state.apply(
-            &self.config.state,
-            ty,
-            key,
-            version,
-            origin,
-            value,
-            self.now,
-        );
+        let (ty, key) = (w.ty, w.key);
+        let r = self
+            .state
+            .apply(&self.config.state, &self.local.name, w, self.now);
         match r {
             Applied::Changed(old) => {
                 self.stats.state.applied += 1;
@@ -195,19 +188,24 @@ impl<A: Address> Node<A> {
             Applied::Stale => self.stats.state.stale += 1,
             Applied::NotStored => self.stats.state.not_stored += 1,
             Applied::Full => self.stats.state.rejected_full += 1,
+            Applied::Refuted(k) => {
+                self.stats.state.restamped += 1;
+                self.spread_entry(k, out);
+            }
         }
     }
 
     /// Queues the entry held for `key` for piggybacking, or, if it cannot fit a datagram,
     /// pushes it by stream to `gossip_nodes` random members.
     fn spread_entry(&mut self, key: StateKey, out: &mut Vec<Output<A>>) {
-        let Some(e) = self.state.get(key.ty(), key.key()) else {
+        let Some((e, seq)) = self.state.get_with_seq(key.ty(), key.key()) else {
             return;
         };
         let u = StateUpdate {
             ty: key.ty(),
             key: key.key(),
             version: e.version,
+            seq,
             origin: e.origin.as_str(),
             value: e.value.as_deref(),
         };
@@ -229,7 +227,7 @@ impl<A: Address> Node<A> {
             ty: key.ty(),
             origin: e.origin.as_str(),
             watermark: 0,
-            entries: alloc::vec![(key.key(), e.version, e.value.as_deref())],
+            entries: alloc::vec![(key.key(), e.version, seq, e.value.as_deref())],
         };
         let sync = StateSync {
             digest: Vec::new(),
@@ -304,19 +302,29 @@ impl<A: Address> Node<A> {
             .groups
             .iter()
             .flat_map(|g| g.entries.iter().map(move |e| (g, e)))
-            .any(|(g, (key, _, value))| self.validate_entry(g.ty, key, g.origin, *value).is_err());
+            .any(|(g, (key, _, _, value))| {
+                self.validate_entry(g.ty, key, g.origin, *value).is_err()
+            });
         if bad {
             return self.drop_packet(&reply_to, DropReason::BadStateEntry, out);
         }
         let theirs = DigestLookup::new(&sync.digest);
-        self.observe_digest(&theirs, out);
         for g in &sync.groups {
-            for (key, version, value) in &g.entries {
-                self.apply_state(g.ty, key, *version, g.origin, *value, out);
+            for &(key, version, seq, value) in &g.entries {
+                let w = Write {
+                    ty: g.ty,
+                    key,
+                    version,
+                    seq,
+                    origin: g.origin,
+                    value,
+                };
+                self.apply_state(w, out);
             }
             let cfg = &self.config.state;
             self.state.raise_watermark(cfg, g.ty, g.origin, g.watermark);
         }
+        self.observe_digest(&theirs, out);
         for r in &sync.resets {
             self.apply_reset(r, &theirs, out);
         }
@@ -327,26 +335,30 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Lamport rule for the versions in a peer's digest, and re-stamping of this life's
-    /// writes if the peer has seen a previous life of this node write more (§5.6).
+    /// Re-stamps this life's writes if the peer has seen a previous life of this node write
+    /// further in its sequence (§5.6): the sequence skips ahead, and this life's writes are
+    /// numbered after the previous life's so peers do not take them for stale copies.
     fn observe_digest(&mut self, theirs: &DigestLookup<'_>, out: &mut Vec<Output<A>>) {
         let me = self.local.name.clone();
         let mut behind: Vec<(&str, u64)> = Vec::new();
         for &((ty, origin), wm) in &theirs.sorted {
-            self.state.observe(wm);
-            if origin == me.as_str() && wm > self.state.watermark(ty, origin) {
+            if origin == me.as_str()
+                && wm > self.state.watermark(ty, origin)
+                && self.config.state.stores(ty)
+            {
                 behind.push((ty, wm));
             }
         }
         for (ty, wm) in behind {
+            self.state.skip_own_seq(ty, &me, wm);
             self.restamp(Some(ty), wm, out);
         }
     }
 
-    /// Re-stamps this life's own entries (of `ty`, or all) at versions above `up_to`.
+    /// Re-stamps this life's own entries (of `ty`, or all) with sequence numbers up to `up_to`
+    /// at fresh versions and sequence numbers.
     pub(super) fn restamp(&mut self, ty: Option<&str>, up_to: u64, out: &mut Vec<Output<A>>) {
         let me = self.local.name.clone();
-        self.state.observe(up_to);
         let ttl = self.config.state.tombstone_ttl;
         let keys = self.state.restamp_own(&me, ty, up_to, self.now, ttl);
         self.stats.state.restamped += keys.len() as u64;
@@ -386,9 +398,7 @@ impl<A: Address> Node<A> {
         out: &mut Vec<Output<A>>,
     ) {
         let cfg = &self.config.state;
-        let (groups, reset_types) =
-            self.state
-                .deltas(cfg, |ty, origin| theirs.get(ty, origin), cfg.sync_max_bytes);
+        let (groups, reset_types) = self.state.deltas(cfg, &theirs.sorted, cfg.sync_max_bytes);
         let mut sent_entries = 0u64;
         let groups: Vec<DeltaGroup<'_>> = groups
             .into_iter()
@@ -527,9 +537,8 @@ impl<A: Address> Node<A> {
             .filter(|t| t.expire_after_origin_failure.is_some())
             .map(|t| t.name.as_str().into())
             .collect();
-        let clock = self.state.clock();
         for ty in types {
-            self.restamp(Some(&ty), clock, out);
+            self.restamp(Some(&ty), u64::MAX, out);
         }
     }
 
@@ -566,7 +575,10 @@ impl<'a> DigestLookup<'a> {
             .iter()
             .flat_map(|t| t.origins.iter().map(move |&(o, wm)| ((t.ty, o), wm)))
             .collect();
-        sorted.sort_unstable();
+        // Honest peers send their digest sorted; sort only what is not.
+        if !sorted.is_sorted() {
+            sorted.sort_unstable();
+        }
         sorted.dedup_by(|a, b| a.0 == b.0);
         DigestLookup { sorted }
     }
