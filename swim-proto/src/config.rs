@@ -123,7 +123,7 @@ pub struct Config {
     pub state: StateConfig,
 }
 
-/// Replicated key/value state (see `docs/protocol.md` §5): bounds, timers, and which state types
+/// Replicated key/value state (see `docs/protocol.md` §10): bounds, timers, and which state types
 /// this node stores and forwards. Defaults are those of [`Config::lan`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -142,10 +142,10 @@ pub struct StateConfig {
     pub max_total_bytes: usize,
     /// How long a tombstone (a deleted entry) is kept before it is collected, counted from when
     /// this node learned it. Must exceed the time anti-entropy needs to reach every node; a node
-    /// away for longer is repaired by a reset (§5.5). Default 1 h.
+    /// away for longer is repaired by a reset (§10.5). Default 1 h.
     #[serde(with = "duration")]
     pub tombstone_ttl: Duration,
-    /// Time between anti-entropy exchanges with one random member (scuttlebutt digests, §5.4);
+    /// Time between anti-entropy exchanges with one random member (scuttlebutt digests, §10.4);
     /// zero disables periodic exchanges (joins still sync once). Default 1 s.
     #[serde(with = "duration")]
     pub sync_interval: Duration,

@@ -62,7 +62,7 @@ pub enum Command<A> {
     UseKey(SecretKey),
     /// Stop accepting a key that is no longer primary (last step).
     RemoveKey(SecretKey),
-    /// Write one replicated state entry (`docs/protocol.md` §5): versioned by this node's
+    /// Write one replicated state entry (`docs/protocol.md` §10): versioned by this node's
     /// Lamport clock, gossiped, and repaired by anti-entropy.
     Publish(StateWrite),
     /// Write several entries at once: all are accepted or none (the first bad one is named).

@@ -51,7 +51,7 @@ enum Timer {
     Suspicion(NodeName),
     Reap(NodeName),
     Relay(u32),
-    /// Orphaned entries of a failed origin expire (state §5.7).
+    /// Orphaned entries of a failed origin expire (state §10.7).
     Expire(NodeName, TypeName),
 }
 

@@ -3,11 +3,11 @@
 //!
 //! An entry is keyed by `(type, key)`; its stamp is `(version, origin)`, the origin's Lamport
 //! timestamp with the origin's name as tie-breaker. Merge keeps the greater stamp, so it is
-//! commutative, associative and idempotent (`docs/protocol.md` §5.1). Deletions are entries
+//! commutative, associative and idempotent (`docs/protocol.md` §10.1). Deletions are entries
 //! without a value (tombstones).
 //!
 //! For anti-entropy every node keeps, per `(type, origin)`, a *watermark*: the version up to which
-//! it holds every write of that origin or a newer entry for the same key (§5.3). Watermarks make
+//! it holds every write of that origin or a newer entry for the same key (§10.3). Watermarks make
 //! digests O(origins) instead of O(entries), let deltas carry only what the peer lacks, and turn
 //! away stale copies of deleted entries once their tombstones are collected.
 
@@ -122,7 +122,7 @@ pub enum ChangeCause {
     Remote,
     /// The entry's origin failed or left, and its type expires orphaned entries.
     Expired,
-    /// A peer showed the entry was deleted and the deletion already collected (§5.5).
+    /// A peer showed the entry was deleted and the deletion already collected (§10.5).
     Reset,
 }
 
@@ -887,7 +887,7 @@ impl StateStore {
     /// `budget` bytes of keys and values, groups with the most recent writes first (so a node
     /// back from a long absence gets the freshest state first). Each group is a prefix of the
     /// origin's entries above the peer's watermark, ascending, and says which watermark the
-    /// peer may adopt. Also returns the types for which the peer needs a reset (§5.5).
+    /// peer may adopt. Also returns the types for which the peer needs a reset (§10.5).
     ///
     /// `peer` is the peer's digest as `((type, origin), watermark)` sorted ascending (the order
     /// of this store's marks), so one merge walk finds every watermark.

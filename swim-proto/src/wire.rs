@@ -204,7 +204,7 @@ pub enum StreamKind {
     },
 }
 
-/// The steps of a state anti-entropy exchange (`docs/protocol.md` §5.4).
+/// The steps of a state anti-entropy exchange (`docs/protocol.md` §10.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]

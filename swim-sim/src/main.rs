@@ -12,14 +12,15 @@ use swim_sim::{Knobs, Progress, RunOptions, Scenario, derive_seed, run};
 const USAGE: &str = "\
 usage:
   swim-sim run --scenario NAME [--nodes N] [--seconds S] [--seed X] [--loss P]
-               [--json] [--digest] [--record FILE] [--report FILE.html]
+               [--json] [--digest] [--without-state] [--record FILE] [--report FILE.html]
   swim-sim run --scenario-file FILE.toml [--seed X] [--json] [--record FILE] [--report FILE.html]
   swim-sim swarm [--runs R] [--seed X]
   swim-sim replay FILE [--node NAME] [--until T] [--verbose]
   swim-sim scenarios
 
-scenarios: steady, crash, loss, slow, pause, partition, churn, join-storm, restart-all, swarm
-defaults: --nodes 100 --seconds 120 --seed 1 --runs 100; --loss adds datagram loss (0.05 for `loss`)";
+scenarios: steady, crash, loss, slow, pause, partition, churn, join-storm, restart-all, state, swarm
+defaults: --nodes 100 --seconds 120 --seed 1 --runs 100; --loss adds datagram loss (0.05 for `loss`
+and `state`); --without-state drops a scenario's replicated-state writes (a baseline to compare)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -128,7 +129,7 @@ fn progress_printer() -> Box<dyn FnMut(Progress)> {
 fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
     let f = Flags::parse(
         args,
-        &["--json"],
+        &["--json", "--digest", "--without-state"],
         &[
             "--scenario",
             "--scenario-file",
@@ -179,6 +180,11 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
             Scenario::built_in(name, &knobs, seed).map_err(|e| format!("--scenario: {e}"))?
         }
     };
+    let mut scenario = scenario;
+    if f.has("--without-state") {
+        // The same run without state traffic, to compare membership metrics against.
+        scenario.workload = None;
+    }
     let record = match f.get("--record") {
         Some(path) => Some(
             trace_file::create(&PathBuf::from(path))

@@ -750,7 +750,7 @@ impl<'a> Engine<'a> {
                 .iter()
                 .find_map(|x| x.node.as_ref())
                 .map_or(0, |x| x.stats().state.entries as usize);
-            let k = (200_000 / (n + 4 * entries).max(1)).clamp(1, n);
+            let k = (200_000 / (n + 16 * entries).max(1)).clamp(1, n);
             for _ in 0..k {
                 self.check_cursor = (self.check_cursor + 1) % n;
                 if let Some(node) = &self.nodes[self.check_cursor].node {

@@ -1,4 +1,4 @@
-//! Replicated key/value state on the in-memory harness (`docs/protocol.md` §5). Every failure
+//! Replicated key/value state on the in-memory harness (`docs/protocol.md` §10). Every failure
 //! message carries the seed that reproduces it.
 
 use std::time::Duration;
@@ -55,7 +55,7 @@ fn fingerprints_agree(c: &Cluster) -> bool {
     prints.all(|p| Some(p) == first)
 }
 
-/// §5.2: a publish on one node reaches every node by gossip within a few gossip rounds.
+/// §10.2: a publish on one node reaches every node by gossip within a few gossip rounds.
 #[test]
 fn a_published_entry_reaches_every_node() {
     let seed = 11;
@@ -78,7 +78,7 @@ fn a_published_entry_reaches_every_node() {
     );
 }
 
-/// §5.1: concurrent writes on both sides of a partition converge, after it heals, to the write
+/// §10.1: concurrent writes on both sides of a partition converge, after it heals, to the write
 /// with the greater (version, origin) stamp, on every node.
 #[test]
 fn conflicting_writes_across_a_partition_converge_after_it_heals() {
@@ -120,7 +120,7 @@ fn conflicting_writes_across_a_partition_converge_after_it_heals() {
     }
 }
 
-/// §5.7: when an origin fails, every other node gets the failover event naming its entries,
+/// §10.7: when an origin fails, every other node gets the failover event naming its entries,
 /// and types configured to expire orphans delete them after the delay.
 #[test]
 fn origin_failure_reports_entries_and_expires_configured_types() {
@@ -167,7 +167,7 @@ fn origin_failure_reports_entries_and_expires_configured_types() {
     }
 }
 
-/// §5.5: deletions are tombstones, collected after `tombstone_ttl`; a node that was cut off
+/// §10.5: deletions are tombstones, collected after `tombstone_ttl`; a node that was cut off
 /// through the deletion and the collection, still holding the old value, is reset when it comes
 /// back: the old value never returns anywhere.
 #[test]
@@ -224,7 +224,7 @@ fn collected_tombstone_never_lets_an_old_value_come_back() {
     assert!(fingerprints_agree(&c), "seed {seed}: state diverged");
 }
 
-/// §5.6: a node restarted under the same name starts its Lamport clock at zero; its new writes
+/// §10.6: a node restarted under the same name starts its Lamport clock at zero; its new writes
 /// still win over its previous life's, everywhere.
 #[test]
 fn restarted_node_writes_win_over_its_previous_life() {

@@ -1,5 +1,5 @@
 //! The node's side of the replicated state: commands, queries, piggybacked entries,
-//! anti-entropy exchanges, origin failure and tombstone collection (`docs/protocol.md` §5).
+//! anti-entropy exchanges, origin failure and tombstone collection (`docs/protocol.md` §10).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -247,7 +247,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    // ---------------------------------------------------------------- anti-entropy (§5.4)
+    // ---------------------------------------------------------------- anti-entropy (§10.4)
 
     /// Periodic anti-entropy: send this node's watermarks to one random live member.
     pub(super) fn on_sync_round(&mut self, out: &mut Vec<Output<A>>) {
@@ -336,7 +336,7 @@ impl<A: Address> Node<A> {
     }
 
     /// Re-stamps this life's writes if the peer has seen a previous life of this node write
-    /// further in its sequence (§5.6): the sequence skips ahead, and this life's writes are
+    /// further in its sequence (§10.6): the sequence skips ahead, and this life's writes are
     /// numbered after the previous life's so peers do not take them for stale copies.
     fn observe_digest(&mut self, theirs: &DigestLookup<'_>, out: &mut Vec<Output<A>>) {
         let me = self.local.name.clone();
