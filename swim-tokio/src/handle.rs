@@ -28,7 +28,8 @@ pub struct Cluster {
 
 struct Shared {
     requests: mpsc::Sender<Request>,
-    events: broadcast::Sender<TimedEvent>,
+    /// Weak, so that event streams end when the node task (the strong sender) ends.
+    events: broadcast::WeakSender<TimedEvent>,
     counters: Arc<Counters>,
     local: SocketAddr,
     name: NodeName,
@@ -51,6 +52,12 @@ impl Cluster {
     /// `config.seeds` is not empty, joins through them (seeds that do not resolve yet are
     /// retried with backoff in the background). Must be called inside a tokio runtime.
     pub async fn start(config: DriverConfig) -> Result<Cluster, Error> {
+        Cluster::start_subscribed(config).await.map(|(c, _)| c)
+    }
+
+    /// [`Cluster::start`], also returning an event stream subscribed before the node started,
+    /// so no event is missed (not even the join's).
+    pub async fn start_subscribed(config: DriverConfig) -> Result<(Cluster, Events), Error> {
         config.validate()?;
         let bound = transport::bind(&config)?;
         let addr = config.advertise.unwrap_or(bound.local);
@@ -73,7 +80,8 @@ impl Cluster {
         let counters = Arc::new(Counters::default());
         let (requests_tx, requests_rx) = mpsc::channel(config.command_queue);
         let (streams_tx, streams_rx) = mpsc::channel(config.stream_queue);
-        let (events_tx, _) = broadcast::channel(config.event_buffer);
+        let (events_tx, first_subscriber) = broadcast::channel(config.event_buffer);
+        let events_weak = events_tx.downgrade();
         let acceptor = tokio::spawn(accept_loop(Inbound {
             listener: bound.tcp,
             slots: Arc::new(Semaphore::new(config.max_connections)),
@@ -89,7 +97,7 @@ impl Cluster {
             udp_send: bound.udp_send,
             streams: streams_rx,
             requests: requests_rx,
-            events: events_tx.clone(),
+            events: events_tx,
             outbound: Outbound {
                 slots: Arc::new(Semaphore::new(config.max_outbound_streams)),
                 connect_timeout: config.connect_timeout,
@@ -108,7 +116,7 @@ impl Cluster {
         let cluster = Cluster {
             shared: Arc::new(Shared {
                 requests: requests_tx,
-                events: events_tx,
+                events: events_weak,
                 counters,
                 local: addr,
                 name,
@@ -134,7 +142,7 @@ impl Cluster {
                 .map_err(|_| Error::Shutdown)?
                 .map_err(Error::Command)?;
         }
-        Ok(cluster)
+        Ok((cluster, Events::new(first_subscriber)))
     }
 
     /// The node's name.
@@ -306,7 +314,11 @@ impl Cluster {
     /// [`ClusterEvent::Lagged`](crate::ClusterEvent::Lagged). `PacketDropped` diagnostics are
     /// not sent (they are counted in stats and logged at debug level).
     pub fn subscribe(&self) -> Events {
-        Events::new(self.shared.events.subscribe())
+        match self.shared.events.upgrade() {
+            Some(tx) => Events::new(tx.subscribe()),
+            // The node has stopped: a stream that ends at once.
+            None => Events::new(broadcast::channel(1).1),
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use swim_proto::{Event, MemberState};
+use swim_proto::MemberState;
 use swim_tokio::{Cluster, ClusterEvent, DriverConfig, Events, Preset};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, sleep, timeout};
