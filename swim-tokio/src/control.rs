@@ -84,20 +84,10 @@ async fn serve_one(mut conn: TcpStream, cluster: &Cluster) -> std::io::Result<()
             .local()
             .await
             .map(|m| ("application/json", json_of(member_json(&m)))),
-        "/stats" => cluster.stats().await.map(|s| {
-            let v = json!({
-                "members": {
-                    "alive": s.members.alive, "suspect": s.members.suspect,
-                    "dead": s.members.dead, "left": s.members.left,
-                },
-                "health_score": s.health_score,
-                "pending_broadcasts": s.pending_broadcasts,
-                "uptime_s": s.uptime_s,
-                "core": format!("{:?}", s.core),
-                "driver": format!("{:?}", s.driver),
-            });
-            ("application/json", json_of(v))
-        }),
+        "/stats" => cluster
+            .stats()
+            .await
+            .map(|s| ("application/json", json_of(stats_json(&s)))),
         "/metrics" => cluster
             .stats()
             .await
@@ -108,6 +98,46 @@ async fn serve_one(mut conn: TcpStream, cluster: &Cluster) -> std::io::Result<()
         Ok((ctype, body)) => respond(&mut conn, 200, ctype, &body).await,
         Err(e) => respond(&mut conn, 503, "text/plain", &format!("{e}\n")).await,
     }
+}
+
+/// `ClusterStats` as JSON: members, health, and the core's and driver's main counters.
+pub fn stats_json(s: &crate::ClusterStats) -> Value {
+    let (c, d) = (&s.core, &s.driver);
+    json!({
+        "members": {
+            "alive": s.members.alive, "suspect": s.members.suspect,
+            "dead": s.members.dead, "left": s.members.left,
+        },
+        "health_score": s.health_score,
+        "pending_broadcasts": s.pending_broadcasts,
+        "uptime_s": s.uptime_s,
+        "core": {
+            "datagrams_sent": c.datagrams_sent, "datagrams_received": c.datagrams_received,
+            "datagram_bytes_sent": c.datagram_bytes_sent,
+            "datagram_bytes_received": c.datagram_bytes_received,
+            "streams_sent": c.streams_sent, "streams_received": c.streams_received,
+            "probes": c.probes, "probes_failed": c.probes_failed,
+            "indirect_probes": c.indirect_probes, "suspicions_raised": c.suspicions_raised,
+            "suspicions_refuted": c.suspicions_refuted,
+            "local_refutations": c.local_refutations, "deaths_declared": c.deaths_declared,
+            "join_attempts": c.join_attempts, "dropped": c.dropped.total(),
+        },
+        "driver": {
+            "datagrams_oversized": d.datagrams_oversized,
+            "udp_send_errors": d.udp_send_errors, "udp_recv_errors": d.udp_recv_errors,
+            "connections_accepted": d.connections_accepted,
+            "connections_refused": d.connections_refused,
+            "stream_messages_received": d.stream_messages_received,
+            "stream_messages_oversized": d.stream_messages_oversized,
+            "stream_messages_truncated": d.stream_messages_truncated,
+            "stream_read_timeouts": d.stream_read_timeouts,
+            "stream_messages_sent": d.stream_messages_sent,
+            "stream_sends_dropped": d.stream_sends_dropped,
+            "stream_send_failures": d.stream_send_failures,
+            "seed_resolutions": d.seed_resolutions,
+            "trace_write_errors": d.trace_write_errors,
+        },
+    })
 }
 
 async fn respond(conn: &mut TcpStream, code: u16, ctype: &str, body: &str) -> std::io::Result<()> {

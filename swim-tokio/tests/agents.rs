@@ -458,3 +458,104 @@ async fn hosts_in_network_namespaces_detect_a_cut_link_and_heal() {
     drop(net);
     std::fs::remove_file(&config).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_flags_and_config_values_are_rejected_naming_them() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(AGENT)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["--bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown option --bogus"), "{err}");
+    let (code, err) = run(&["--bind", "nonsense"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--bind"), "{err}");
+    let (_, err) = run(&["--join", "no-port"]);
+    assert!(err.contains("--join") && err.contains("seeds[0]"), "{err}");
+    let (_, err) = run(&["--join"]);
+    assert!(err.contains("--join needs a value"), "{err}");
+    let bad = std::env::temp_dir().join(format!("swim-agent-bad-{}.toml", std::process::id()));
+    std::fs::write(&bad, "[core]\nprobe_timeout = \"5s\"\n").unwrap();
+    let (code, err) = run(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("core.probe_timeout"), "{err}");
+    std::fs::write(&bad, "max_conections = 3\n").unwrap();
+    let (_, err) = run(&["--config", bad.to_str().unwrap()]);
+    assert!(err.contains("`max_conections`"), "{err}");
+    std::fs::remove_file(&bad).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_interface_serves_members_and_metrics() {
+    let config = write_config("http");
+    let port = free_port("127.0.0.21");
+    let http: SocketAddr = format!("127.0.0.21:{}", free_port("127.0.0.21"))
+        .parse()
+        .unwrap();
+    let a_addr: SocketAddr = format!("127.0.0.21:{port}").parse().unwrap();
+    let b_addr: SocketAddr = format!("127.0.0.22:{port}").parse().unwrap();
+    let mut a = {
+        let mut cmd = Command::new(AGENT);
+        cmd.args([
+            "--log",
+            "error",
+            "--bind",
+            &a_addr.to_string(),
+            "--name",
+            "web-a",
+        ])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--http",
+            &http.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+        cmd.spawn().unwrap()
+    };
+    let mut b = Agent::spawn(None, "web-b", b_addr, Some(a_addr), &config);
+    b.wait(
+        "member_joined",
+        "web-a",
+        Instant::now() + Duration::from_secs(10),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let members = loop {
+        let out = Command::new(AGENT)
+            .args(["members", "--http", &http.to_string()])
+            .output()
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if out.status.success() && v.as_array().is_some_and(|a| a.len() == 2) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "members: {out:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(members[0]["name"], "web-a");
+    assert_eq!(members[1]["name"], "web-b");
+    assert_eq!(members[1]["state"], "alive");
+    let (code, text) = swim_tokio::control::get(http, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(text.contains("swim_members{state=\"alive\"} 2"), "{text}");
+    let (code, _) = swim_tokio::control::get(http, "/nope").await.unwrap();
+    assert_eq!(code, 404);
+    let (code, text) = swim_tokio::control::get(http, "/stats").await.unwrap();
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["members"]["alive"], 2, "{text}");
+    a.start_kill().unwrap();
+    let _ = a.wait().await;
+    b.child.start_kill().unwrap();
+    std::fs::remove_file(&config).ok();
+}
