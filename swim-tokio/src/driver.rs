@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use swim_proto::{Command, CommandError, Event, Input, Instant, Node, Output};
+use swim_proto::{Command, CommandError, Event, Input, Instant, MemberState, Node, Output};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -103,6 +103,12 @@ pub(crate) struct Leave {
     complete: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
 /// Seed names and where resolving them stands.
 #[derive(Default)]
 struct Seeds {
@@ -154,83 +160,17 @@ impl Driver {
             }
             tokio::select! {
                 req = self.requests.recv() => {
+                    // `None`: every handle is gone, so nobody can use the node any more.
                     let Some(req) = req else { break };
-                    match req {
-                        Request::Command { command, reply } => {
-                            let r = self.command(command);
-                            let _ = reply.send(r);
-                        }
-                        Request::Join { seeds: names, addrs, reply } => {
-                            seeds.names = names;
-                            seeds.addrs = addrs.clone();
-                            let r = if addrs.is_empty() {
-                                seeds.retry_at = Some(std::time::Instant::now() + seeds.backoff);
-                                Ok(())
-                            } else {
-                                self.command(Command::Join { seeds: addrs })
-                            };
-                            seeds.join_attempts_seen = self.node.stats().join_attempts;
-                            if let Some(reply) = reply {
-                                let _ = reply.send(r);
-                            }
-                        }
-                        Request::Leave { reply } => {
-                            match self.command(Command::Leave) {
-                                Ok(()) | Err(CommandError::Left) if self.leave.complete => { let _ = reply.send(Ok(())); }
-                                Ok(()) | Err(CommandError::Left) => {
-                                    self.leave.waiters.retain(|w| !w.is_closed());
-                                    self.leave.waiters.push(reply);
-                                }
-                                Err(e) => { let _ = reply.send(Err(e)); }
-                            }
-                        }
-                        Request::Inspect(f) => f(&self.node),
-                        Request::Shutdown { reply } => {
-                            if let Some(r) = &mut self.recorder { r.flush(); }
-                            let _ = reply.send(());
-                            break;
-                        }
+                    if self.on_request(req, &mut seeds) == Flow::Stop {
+                        break;
                     }
                 }
-                r = self.udp.recv_from(&mut buf) => match r {
-                    Ok((n, from)) if n < buf.len() => {
-                        if self.recorder.is_some() {
-                            self.feed(Input::Datagram { from, bytes: buf[..n].to_vec() });
-                        } else {
-                            let now = self.now();
-                            self.node.handle_datagram(&from, &buf[..n], now, &mut self.out);
-                            self.carry_out();
-                        }
-                    }
-                    Ok((_, from)) => {
-                        bump(&self.counters.datagrams_oversized);
-                        tracing::debug!(%from, "datagram over max_packet_size; dropped");
-                    }
-                    Err(e) => {
-                        // ICMP errors on some platforms, or a transient failure: never fatal.
-                        bump(&self.counters.udp_recv_errors);
-                        tracing::debug!(error = %e, "UDP receive error");
-                    }
-                },
+                r = self.udp.recv_from(&mut buf) => self.on_datagram(r, &buf),
                 Some((from, bytes)) = self.streams.recv() => {
                     self.feed(Input::Stream { from, bytes });
                 }
-                Some(addrs) = resolved_rx.recv() => {
-                    seeds.resolving = false;
-                    if addrs.is_empty() {
-                        seeds.retry_at = Some(std::time::Instant::now() + seeds.backoff);
-                        seeds.backoff = (seeds.backoff * 2).min(self.resolve_backoff.1);
-                    } else {
-                        seeds.backoff = self.resolve_backoff.0;
-                        seeds.retry_at = None;
-                        if addrs != seeds.addrs {
-                            tracing::info!(?addrs, "seeds resolved to new addresses; joining through them");
-                            seeds.addrs = addrs.clone();
-                            let _ = self.command(Command::Join { seeds: addrs });
-                            seeds.join_attempts_seen = self.node.stats().join_attempts;
-                        }
-                    }
-                }
+                Some(addrs) = resolved_rx.recv() => self.on_resolved(addrs, &mut seeds),
                 () = &mut sleep => {
                     let now = std::time::Instant::now();
                     if self.wall(self.node.next_deadline()) <= now {
@@ -260,6 +200,113 @@ impl Driver {
             r.flush();
         }
         self.acceptor.abort();
+    }
+
+    fn on_request(&mut self, req: Request, seeds: &mut Seeds) -> Flow {
+        match req {
+            Request::Command { command, reply } => {
+                let r = self.command(command);
+                let _ = reply.send(r);
+            }
+            Request::Join {
+                seeds: names,
+                addrs,
+                reply,
+            } => {
+                let r = if addrs.is_empty() {
+                    // Config seeds that do not resolve yet: retry in the background.
+                    seeds.retry_at = Some(std::time::Instant::now() + seeds.backoff);
+                    Ok(())
+                } else {
+                    self.command(Command::Join {
+                        seeds: addrs.clone(),
+                    })
+                };
+                if r.is_ok() {
+                    seeds.names = names;
+                    seeds.addrs = addrs;
+                }
+                seeds.join_attempts_seen = self.node.stats().join_attempts;
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            Request::Leave { reply } => {
+                let r = if self.node.local().state == MemberState::Left {
+                    Ok(()) // Already leaving: wait for (or confirm) the same departure.
+                } else {
+                    self.command(Command::Leave)
+                };
+                match r {
+                    Ok(()) if self.leave.complete => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Ok(()) => {
+                        self.leave.waiters.retain(|w| !w.is_closed());
+                        self.leave.waiters.push(reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Request::Inspect(f) => f(&self.node),
+            Request::Shutdown { reply } => {
+                if let Some(r) = &mut self.recorder {
+                    r.flush();
+                }
+                let _ = reply.send(());
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_datagram(&mut self, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+        match r {
+            Ok((n, from)) if n < buf.len() => {
+                if self.recorder.is_some() {
+                    self.feed(Input::Datagram {
+                        from,
+                        bytes: buf[..n].to_vec(),
+                    });
+                } else {
+                    let now = self.now();
+                    self.node
+                        .handle_datagram(&from, &buf[..n], now, &mut self.out);
+                    self.carry_out();
+                }
+            }
+            Ok((_, from)) => {
+                bump(&self.counters.datagrams_oversized);
+                tracing::debug!(%from, "datagram over max_packet_size; dropped");
+            }
+            Err(e) => {
+                // ICMP errors on some platforms, or a transient failure: never fatal.
+                bump(&self.counters.udp_recv_errors);
+                tracing::debug!(error = %e, "UDP receive error");
+            }
+        }
+    }
+
+    fn on_resolved(&mut self, addrs: Vec<SocketAddr>, seeds: &mut Seeds) {
+        seeds.resolving = false;
+        if addrs.is_empty() {
+            seeds.retry_at = Some(std::time::Instant::now() + seeds.backoff);
+            seeds.backoff = (seeds.backoff * 2).min(self.resolve_backoff.1);
+            return;
+        }
+        seeds.backoff = self.resolve_backoff.0;
+        seeds.retry_at = None;
+        if addrs != seeds.addrs && self.node.local().state != MemberState::Left {
+            tracing::info!(
+                ?addrs,
+                "seeds resolved to new addresses; joining through them"
+            );
+            seeds.addrs = addrs.clone();
+            let _ = self.command(Command::Join { seeds: addrs });
+            seeds.join_attempts_seen = self.node.stats().join_attempts;
+        }
     }
 
     fn start_resolve(&self, seeds: &mut Seeds, done: &mpsc::Sender<Vec<SocketAddr>>) {
