@@ -340,3 +340,28 @@ async fn a_recorded_trace_replays_exactly_with_swim_sim() {
     assert!(log.contains("member FAILED: rec-c"), "{log}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_its_seed_joins_once_the_seed_is_up() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let seed: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let early = start("early", &[seed]).await;
+    sleep(Duration::from_millis(700)).await;
+    let s = early.stats().await.unwrap();
+    assert!(s.core.join_attempts >= 2, "the core retries: {s:?}");
+    assert!(
+        s.driver.stream_send_failures >= 1,
+        "refused connects are counted"
+    );
+    let mut c = config("late-seed");
+    c.port = port;
+    let late = Cluster::start(c).await.unwrap();
+    let both = [early.clone(), late.clone()];
+    converged(&both, &names(&both), Duration::from_secs(10)).await;
+    early.shutdown().await.unwrap();
+    late.shutdown().await.unwrap();
+}
