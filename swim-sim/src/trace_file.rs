@@ -11,6 +11,15 @@ use swim_proto::{Event, Identity, Input, Instant, Node, NodeName, Output};
 
 use crate::scenario::NodeId;
 
+/// Start of the header description of traces whose addresses are `std::net::SocketAddr`
+/// (recorded by the `swim-tokio` driver on a real host) rather than the simulator's integer
+/// [`NodeId`]s.
+pub const SOCKET_ADDR_TAG: &str = "[addr=socket]";
+
+/// What replay needs of a trace's address type.
+trait TraceAddr: swim_proto::Address + std::fmt::Display {}
+impl<T: swim_proto::Address + std::fmt::Display> TraceAddr for T {}
+
 /// Opens `path` for a streamed trace.
 pub fn create(path: &Path) -> std::io::Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::with_capacity(
@@ -84,20 +93,17 @@ pub struct ReplaySummary {
     pub divergence: Option<String>,
 }
 
-fn name_of(names: &BTreeMap<NodeId, String>, a: NodeId) -> String {
-    names
-        .get(&a)
-        .cloned()
-        .unwrap_or_else(|| format!("addr {a}"))
+fn name_of<A: TraceAddr>(names: &BTreeMap<A, String>, a: &A) -> String {
+    names.get(a).cloned().unwrap_or_else(|| format!("addr {a}"))
 }
 
-fn describe_packet(
+fn describe_packet<A: TraceAddr>(
     bytes: &[u8],
     label: &[u8],
-    names: &BTreeMap<NodeId, String>,
+    names: &BTreeMap<A, String>,
     verbose: bool,
 ) -> String {
-    match wire::decode_datagram::<NodeId>(bytes, label) {
+    match wire::decode_datagram::<A>(bytes, label) {
         Ok(dg) => {
             let msg = match &dg.message {
                 Message::Gossip => "gossip".to_string(),
@@ -119,7 +125,7 @@ fn describe_packet(
     }
 }
 
-fn describe_update(u: &Update<'_, NodeId>, _names: &BTreeMap<NodeId, String>) -> String {
+fn describe_update<A: TraceAddr>(u: &Update<'_, A>, _names: &BTreeMap<A, String>) -> String {
     match u {
         Update::Suspect {
             name,
@@ -136,7 +142,7 @@ fn describe_update(u: &Update<'_, NodeId>, _names: &BTreeMap<NodeId, String>) ->
     }
 }
 
-fn describe_event(e: &Event<NodeId>) -> String {
+fn describe_event<A: TraceAddr>(e: &Event<A>) -> String {
     match e {
         Event::MemberJoined(m) => format!("member joined: {} (inc {})", m.name, m.incarnation),
         Event::MemberSuspected { member, accuser } => {
@@ -161,6 +167,9 @@ fn describe_event(e: &Event<NodeId>) -> String {
 
 /// Replays a trace through fresh nodes, verifying every step's outputs against the recorded
 /// digest, and prints a timeline of `opts.node` to `log`. Stops at the first divergence.
+///
+/// Reads simulator traces (integer addresses) and traces a real host recorded (socket
+/// addresses, marked by [`SOCKET_ADDR_TAG`] at the start of the header's description).
 pub fn replay(
     path: &Path,
     opts: &ReplayOptions,
@@ -192,14 +201,28 @@ pub fn replay(
         seed: header.seed,
         ..Default::default()
     };
-    let mut nodes: BTreeMap<NodeId, Node<NodeId>> = BTreeMap::new();
-    let mut names: BTreeMap<NodeId, String> = BTreeMap::new();
+    let _ = writeln!(log, "trace: {} (seed {})", header.description, header.seed);
+    if header.description.starts_with(SOCKET_ADDR_TAG) {
+        replay_records::<std::net::SocketAddr, _>(&mut frames, opts, log, &mut summary)?;
+    } else {
+        replay_records::<NodeId, _>(&mut frames, opts, log, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+fn replay_records<A: TraceAddr, R: Read>(
+    frames: &mut Frames<R>,
+    opts: &ReplayOptions,
+    log: &mut dyn Write,
+    summary: &mut ReplaySummary,
+) -> Result<(), String> {
+    let mut nodes: BTreeMap<NodeId, Node<A>> = BTreeMap::new();
+    let mut names: BTreeMap<A, String> = BTreeMap::new();
     let mut labels: BTreeMap<NodeId, Vec<u8>> = BTreeMap::new();
     let mut out = Vec::new();
     let mut index = 0u64;
     let watch = opts.node.as_deref();
-    let _ = writeln!(log, "trace: {} (seed {})", header.description, header.seed);
-    while let Some(rec) = frames.next::<TraceRecord<NodeId>>()? {
+    while let Some(rec) = frames.next::<TraceRecord<A>>()? {
         index += 1;
         match rec {
             TraceRecord::Boot {
@@ -213,7 +236,7 @@ pub fn replay(
                 let label = config.cluster_label.as_bytes().to_vec();
                 let id = Identity::new(
                     NodeName::new(&name).map_err(|e| format!("record {index}: {e}"))?,
-                    addr,
+                    addr.clone(),
                 )
                 .with_meta(meta);
                 let n = Node::new(*config, id, seed).map_err(|e| format!("record {index}: {e}"))?;
@@ -244,12 +267,12 @@ pub fn replay(
                     let what = match &input {
                         Input::Datagram { from, bytes } => format!(
                             "datagram from {}: {}",
-                            name_of(&names, *from),
+                            name_of(&names, from),
                             describe_packet(bytes, &label, &names, opts.verbose)
                         ),
                         Input::Stream { from, bytes } => format!(
                             "stream from {} ({} bytes)",
-                            name_of(&names, *from),
+                            name_of(&names, from),
                             bytes.len()
                         ),
                         Input::Tick => "tick".into(),
@@ -268,7 +291,7 @@ pub fn replay(
                                 let _ = writeln!(
                                     log,
                                     "              out  datagram to {}: {}",
-                                    name_of(&names, *to),
+                                    name_of(&names, to),
                                     describe_packet(bytes, &label, &names, opts.verbose)
                                 );
                             }
@@ -276,7 +299,7 @@ pub fn replay(
                                 let _ = writeln!(
                                     log,
                                     "              out  stream to {} ({} bytes)",
-                                    name_of(&names, *to),
+                                    name_of(&names, to),
                                     bytes.len()
                                 );
                             }
@@ -301,5 +324,5 @@ pub fn replay(
             other => return Err(format!("record {index}: unsupported record {other:?}")),
         }
     }
-    Ok(summary)
+    Ok(())
 }

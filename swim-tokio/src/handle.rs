@@ -1,0 +1,365 @@
+//! [`Cluster`]: starting a node and the cloneable handle applications hold.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use swim_proto::{Command, Identity, Member, MemberState, Node, NodeName};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::{DriverConfig, split_host_port};
+use crate::driver::{Driver, Inspect, Leave, Request, resolve};
+use crate::error::Error;
+use crate::events::{Events, TimedEvent};
+use crate::record::Recorder;
+use crate::stats::{ClusterStats, Counters, MemberCounts};
+use crate::stream::{Inbound, Outbound, accept_loop};
+use crate::transport;
+
+/// A running cluster node. Clone it freely: every clone talks to the same node task. The node
+/// stops on [`Cluster::shutdown`], or when the last clone is dropped.
+#[derive(Clone)]
+pub struct Cluster {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    requests: mpsc::Sender<Request>,
+    /// Weak, so that event streams end when the node task (the strong sender) ends.
+    events: broadcast::WeakSender<TimedEvent>,
+    counters: Arc<Counters>,
+    local: SocketAddr,
+    name: NodeName,
+    leave_timeout: Duration,
+    started: std::time::Instant,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("name", &self.shared.name.as_str())
+            .field("addr", &self.shared.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Validates `config`, binds UDP and TCP on `bind:port`, starts the node task and, if
+    /// `config.seeds` is not empty, joins through them (seeds that do not resolve yet are
+    /// retried with backoff in the background). Must be called inside a tokio runtime.
+    pub async fn start(config: DriverConfig) -> Result<Cluster, Error> {
+        Cluster::start_subscribed(config).await.map(|(c, _)| c)
+    }
+
+    /// [`Cluster::start`], also returning an event stream subscribed before the node started,
+    /// so no event is missed (not even the join's).
+    pub async fn start_subscribed(config: DriverConfig) -> Result<(Cluster, Events), Error> {
+        config.validate()?;
+        let bound = transport::bind(&config)?;
+        let addr = config.advertise.unwrap_or(bound.local);
+        let name = if config.name == "auto" {
+            auto_name()
+        } else {
+            config.name.clone()
+        };
+        let name = NodeName::new(&name).map_err(|e| Error::config("name", e.to_string()))?;
+        let identity =
+            Identity::new(name.clone(), addr).with_meta(config.metadata.as_bytes().to_vec());
+        let seed = os_random();
+        let recorder = match &config.record {
+            Some(path) => Some(Recorder::create(path, &identity, seed, &config.core)?),
+            None => None,
+        };
+        let node = Node::new(config.core.clone(), identity, seed)
+            .map_err(|e| Error::config(&format!("core.{}", e.field), e.problem))?;
+
+        let counters = Arc::new(Counters::default());
+        let (requests_tx, requests_rx) = mpsc::channel(config.command_queue);
+        let (streams_tx, streams_rx) = mpsc::channel(config.stream_queue);
+        let (events_tx, first_subscriber) = broadcast::channel(config.event_buffer);
+        let events_weak = events_tx.downgrade();
+        let acceptor = tokio::spawn(accept_loop(Inbound {
+            listener: bound.tcp,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            to_node: streams_tx,
+            max_message: config.core.max_stream_message_size,
+            timeout: config.stream_timeout,
+            counters: counters.clone(),
+        }));
+        let driver = Driver {
+            node,
+            epoch: std::time::Instant::now(),
+            udp: bound.udp,
+            udp_send: bound.udp_send,
+            streams: streams_rx,
+            requests: requests_rx,
+            events: events_tx,
+            outbound: Outbound {
+                slots: Arc::new(Semaphore::new(config.max_outbound_streams)),
+                connect_timeout: config.connect_timeout,
+                write_timeout: config.stream_timeout,
+                counters: counters.clone(),
+            },
+            counters: counters.clone(),
+            recorder,
+            acceptor,
+            resolve_backoff: (config.core.join_retry_initial, config.core.join_retry_max),
+            out: Vec::new(),
+            leave: Leave::default(),
+        };
+        let task = tokio::spawn(driver.run());
+        tracing::info!(%name, %addr, bound = %bound.local, "node started");
+        let cluster = Cluster {
+            shared: Arc::new(Shared {
+                requests: requests_tx,
+                events: events_weak,
+                counters,
+                local: addr,
+                name,
+                leave_timeout: config.leave_timeout,
+                started: std::time::Instant::now(),
+                task: Mutex::new(Some(task)),
+            }),
+        };
+        if !config.seeds.is_empty() {
+            let (addrs, failures) = resolve(&config.seeds).await;
+            for (seed, why) in &failures {
+                tracing::warn!(%seed, %why, "seed did not resolve; will retry");
+            }
+            let (reply, rx) = oneshot::channel();
+            cluster
+                .request(Request::Join {
+                    seeds: config.seeds.clone(),
+                    addrs,
+                    reply: Some(reply),
+                })
+                .await?;
+            rx.await
+                .map_err(|_| Error::Shutdown)?
+                .map_err(Error::Command)?;
+        }
+        Ok((cluster, Events::new(first_subscriber)))
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        self.shared.name.as_str()
+    }
+
+    /// The address the node announces (UDP and TCP).
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    async fn request(&self, r: Request) -> Result<(), Error> {
+        self.shared
+            .requests
+            .send(r)
+            .await
+            .map_err(|_| Error::Shutdown)
+    }
+
+    /// Runs a core command (join by address, leave without waiting, metadata, key rotation,
+    /// and whatever commands the core adds). Returns the core's verdict; a rejected command
+    /// changed nothing.
+    pub async fn command(&self, command: Command<SocketAddr>) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.request(Request::Command { command, reply }).await?;
+        rx.await
+            .map_err(|_| Error::Shutdown)?
+            .map_err(Error::Command)
+    }
+
+    /// Runs `f` on the node task with read access to the node and returns its result: the way
+    /// to ask anything of the core's getters.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Node<SocketAddr>) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let f: Inspect = Box::new(move |node| {
+            let _ = tx.send(f(node));
+        });
+        self.request(Request::Inspect(f)).await?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Joins a cluster through `host:port` seeds. Each is resolved by DNS now and again on
+    /// every rejoin attempt the core makes (when it finds itself alone). Fails, changing
+    /// nothing, if no seed resolves or the core rejects the join (for example after `leave`).
+    pub async fn join<S: Into<String>>(
+        &self,
+        seeds: impl IntoIterator<Item = S>,
+    ) -> Result<(), Error> {
+        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
+        for (i, s) in seeds.iter().enumerate() {
+            if split_host_port(s).is_none() {
+                return Err(Error::config(
+                    &format!("seeds[{i}]"),
+                    format!("{s:?} is not host:port"),
+                ));
+            }
+        }
+        let (addrs, failures) = resolve(&seeds).await;
+        if addrs.is_empty() {
+            return Err(Error::Resolve { failures });
+        }
+        let (reply, rx) = oneshot::channel();
+        self.request(Request::Join {
+            seeds,
+            addrs,
+            reply: Some(reply),
+        })
+        .await?;
+        rx.await
+            .map_err(|_| Error::Shutdown)?
+            .map_err(Error::Command)
+    }
+
+    /// Leaves gracefully: announces the departure, then waits until it has been gossiped its
+    /// full retransmission count, at most `leave_timeout` ([`Error::LeaveTimeout`] after
+    /// that; the node has left either way). Others report the node as left, never as failed.
+    /// Calling it again after a leave waits for (or confirms) the same departure.
+    pub async fn leave(&self) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.request(Request::Leave { reply }).await?;
+        match tokio::time::timeout(self.shared.leave_timeout, rx).await {
+            Err(_) => Err(Error::LeaveTimeout),
+            Ok(Err(_)) => Err(Error::Shutdown),
+            Ok(Ok(r)) => r.map_err(Error::Command),
+        }
+    }
+
+    /// Stops the node task and closes its sockets, without leaving (others will detect the
+    /// node as failed unless it left first). Returns once the task has ended and its trace is
+    /// flushed. Later calls on any clone return [`Error::Shutdown`].
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.request(Request::Shutdown { reply }).await;
+        let _ = rx.await;
+        let task = self.shared.task.lock().expect("task lock poisoned").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        sent
+    }
+
+    /// Every member this node knows, itself first, tombstones (dead, left) included.
+    pub async fn members(&self) -> Result<Vec<Member<SocketAddr>>, Error> {
+        self.inspect(|n| {
+            std::iter::once(n.local())
+                .chain(n.members())
+                .cloned()
+                .collect()
+        })
+        .await
+    }
+
+    /// Current members: alive or suspect (a suspect may still refute), this node included
+    /// unless it left. Memberlist calls this `Members()`.
+    pub async fn alive(&self) -> Result<Vec<Member<SocketAddr>>, Error> {
+        self.inspect(|n| {
+            std::iter::once(n.local())
+                .chain(n.members())
+                .filter(|m| m.state.is_active())
+                .cloned()
+                .collect()
+        })
+        .await
+    }
+
+    /// This node as a member (incarnation, state, metadata).
+    pub async fn local(&self) -> Result<Member<SocketAddr>, Error> {
+        self.inspect(|n| n.local().clone()).await
+    }
+
+    /// Core and driver counters, members by state and local health.
+    pub async fn stats(&self) -> Result<ClusterStats, Error> {
+        let driver = self.shared.counters.snapshot();
+        let uptime_s = self.shared.started.elapsed().as_secs_f64();
+        self.inspect(move |n| {
+            let mut members = MemberCounts {
+                alive: n.count(MemberState::Alive),
+                suspect: n.count(MemberState::Suspect),
+                dead: n.count(MemberState::Dead),
+                left: n.count(MemberState::Left),
+            };
+            match n.local().state {
+                MemberState::Left => members.left += 1,
+                _ => members.alive += 1,
+            }
+            ClusterStats {
+                core: n.stats().clone(),
+                driver,
+                members,
+                health_score: n.health_score(),
+                pending_broadcasts: n.pending_broadcasts(),
+                uptime_s,
+            }
+        })
+        .await
+    }
+
+    /// Replaces this node's metadata; announced with a higher incarnation.
+    pub async fn update_metadata(&self, meta: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.command(Command::UpdateMetadata(meta.into())).await
+    }
+
+    /// Subscribes to events from now on. The stream never blocks the node: a subscriber more
+    /// than `event_buffer` events behind skips the oldest and receives
+    /// [`ClusterEvent::Lagged`](crate::ClusterEvent::Lagged). `PacketDropped` diagnostics are
+    /// not sent (they are counted in stats and logged at debug level).
+    pub fn subscribe(&self) -> Events {
+        match self.shared.events.upgrade() {
+            Some(tx) => Events::new(tx.subscribe()),
+            // The node has stopped: a stream that ends at once.
+            None => Events::new(broadcast::channel(1).1),
+        }
+    }
+}
+
+/// 64 bits from OS-seeded randomness (std's `RandomState` keys) mixed with the time: the core's
+/// RNG seed and `auto` names. The core itself never touches OS randomness.
+pub(crate) fn os_random() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// `<hostname>-<8 hex digits>`, the hostname cut to ASCII alphanumerics, `-` and `.`.
+pub(crate) fn auto_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .take(64)
+        .collect();
+    let host = if host.is_empty() { "node".into() } else { host };
+    format!("{host}-{:08x}", os_random() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_names_are_valid_and_differ() {
+        let a = auto_name();
+        let b = auto_name();
+        assert_ne!(a, b);
+        assert!(NodeName::new(&a).is_ok());
+        assert!(a.len() <= 128);
+    }
+}

@@ -1,0 +1,191 @@
+//! Stream messages over TCP: framing, the accept loop and outbound sends.
+//!
+//! Framing: each connection carries exactly one message, `[len: u32 big-endian][len bytes]`,
+//! the bytes being the core's stream message (push-pull, join). The sender closes the
+//! connection after writing; replies travel on a new connection to the address inside the
+//! message. A peer that lies about the length, sends garbage or stalls costs at most
+//! `stream_timeout` and the bytes it actually sent (never more than
+//! `core.max_stream_message_size`), and holds one of `max_connections` slots meanwhile.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::stats::{Counters, bump};
+
+/// Bytes of the length prefix.
+pub const LEN_PREFIX: usize = 4;
+
+/// A whole message received from `from` (the peer's address as TCP sees it).
+pub(crate) type Received = (SocketAddr, Vec<u8>);
+
+/// What the accept loop needs.
+pub(crate) struct Inbound {
+    pub listener: TcpListener,
+    /// One permit per connection served (`max_connections`).
+    pub slots: Arc<Semaphore>,
+    pub to_node: mpsc::Sender<Received>,
+    pub max_message: usize,
+    pub timeout: Duration,
+    pub counters: Arc<Counters>,
+}
+
+/// Accepts connections until the node task drops its receiver, each served by its own task.
+pub(crate) async fn accept_loop(inb: Inbound) {
+    loop {
+        let (conn, from) = match inb.listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if inb.to_node.is_closed() {
+            return;
+        }
+        let Ok(permit) = inb.slots.clone().try_acquire_owned() else {
+            bump(&inb.counters.connections_refused);
+            tracing::debug!(%from, "connection limit reached; closing");
+            continue;
+        };
+        bump(&inb.counters.connections_accepted);
+        let (tx, counters, max, timeout) = (
+            inb.to_node.clone(),
+            inb.counters.clone(),
+            inb.max_message,
+            inb.timeout,
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(timeout, read_message(conn, max)).await {
+                Err(_) => bump(&counters.stream_read_timeouts),
+                Ok(Err(ReadError::Oversized(len))) => {
+                    bump(&counters.stream_messages_oversized);
+                    tracing::debug!(%from, len, "stream message over the size limit; dropped");
+                }
+                Ok(Err(ReadError::Truncated)) => bump(&counters.stream_messages_truncated),
+                Ok(Ok(bytes)) => {
+                    bump(&counters.stream_messages_received);
+                    // Waits while the node is busy: the connection slot is the backpressure.
+                    let _ = tx.send((from, bytes)).await;
+                }
+            }
+        });
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ReadError {
+    Oversized(usize),
+    Truncated,
+}
+
+/// Reads one framed message. The buffer grows as bytes arrive, so a length prefix alone
+/// reserves nothing.
+async fn read_message<R: AsyncReadExt + Unpin>(mut r: R, max: usize) -> Result<Vec<u8>, ReadError> {
+    let mut len = [0u8; LEN_PREFIX];
+    r.read_exact(&mut len)
+        .await
+        .map_err(|_| ReadError::Truncated)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(ReadError::Oversized(len));
+    }
+    let mut bytes = Vec::with_capacity(len.min(64 << 10));
+    let got = (&mut r)
+        .take(len as u64)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|_| ReadError::Truncated)?;
+    if got != len {
+        return Err(ReadError::Truncated);
+    }
+    Ok(bytes)
+}
+
+/// Frames `bytes` for the wire.
+pub fn frame(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LEN_PREFIX + bytes.len());
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// What outbound sends need.
+#[derive(Clone)]
+pub(crate) struct Outbound {
+    /// One permit per message in flight (`max_outbound_streams`).
+    pub slots: Arc<Semaphore>,
+    pub connect_timeout: Duration,
+    pub write_timeout: Duration,
+    pub counters: Arc<Counters>,
+}
+
+impl Outbound {
+    /// Sends one message on a new connection, in the background. Never waits: with every slot
+    /// taken, or on any failure, the message is dropped and counted (the core retries joins
+    /// and push-pulls on its own timers).
+    pub(crate) fn send(&self, to: SocketAddr, bytes: Vec<u8>) {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            bump(&self.counters.stream_sends_dropped);
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let result = async {
+                let mut conn = tokio::time::timeout(this.connect_timeout, TcpStream::connect(to))
+                    .await
+                    .map_err(|_| "connect timed out".to_string())?
+                    .map_err(|e| format!("connect: {e}"))?;
+                let _ = conn.set_nodelay(true);
+                let framed = frame(&bytes);
+                tokio::time::timeout(this.write_timeout, async {
+                    conn.write_all(&framed).await?;
+                    conn.shutdown().await
+                })
+                .await
+                .map_err(|_| "write timed out".to_string())?
+                .map_err(|e| format!("write: {e}"))
+            }
+            .await;
+            match result {
+                Ok(()) => bump(&this.counters.stream_messages_sent),
+                Err(why) => {
+                    bump(&this.counters.stream_send_failures);
+                    tracing::debug!(%to, %why, "stream message not delivered");
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn framing_round_trips_and_limits_hold() {
+        let msg = frame(b"hello");
+        assert_eq!(&msg[..4], &[0, 0, 0, 5]);
+        assert_eq!(read_message(&msg[..], 16).await.unwrap(), b"hello");
+        assert_eq!(
+            read_message(&msg[..], 4).await,
+            Err(ReadError::Oversized(5))
+        );
+        assert_eq!(read_message(&msg[..7], 16).await, Err(ReadError::Truncated));
+        assert_eq!(read_message(&msg[..2], 16).await, Err(ReadError::Truncated));
+        // A huge claimed length with no body costs nothing up front.
+        let lie = [0x7f, 0xff, 0xff, 0xff];
+        assert_eq!(
+            read_message(&lie[..], usize::MAX).await,
+            Err(ReadError::Truncated)
+        );
+    }
+}
