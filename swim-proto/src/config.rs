@@ -150,7 +150,8 @@ pub struct StateConfig {
     #[serde(with = "duration")]
     pub sync_interval: Duration,
     /// Most bytes of entries in one anti-entropy message; what does not fit goes in the next
-    /// exchange. Default 262,144 (256 KiB); at most `max_stream_message_size`.
+    /// exchange. Default 262,144 (256 KiB); at most half of `max_stream_message_size` is used
+    /// (the rest is room for the digest).
     pub sync_max_bytes: usize,
     /// Most state entries waiting in the piggyback queue; past it the most-transmitted entry is
     /// dropped from the queue (never from the store: anti-entropy still carries it).
@@ -254,12 +255,17 @@ impl StateConfig {
         }
         range("state.max_entries", self.max_entries as u64, 0, 1 << 26)?;
         range("state.max_key_len", self.max_key_len as u64, 1, 1 << 16)?;
-        range(
-            "state.max_value_size",
-            self.max_value_size as u64,
-            0,
-            max_stream.saturating_sub(1024) as u64,
-        )?;
+        let value_room = max_stream.saturating_sub(1024);
+        if self.max_value_size > value_room {
+            return Err(ConfigError::new(
+                "state.max_value_size",
+                &alloc::format!(
+                    "is {}, must be at most {value_room}: max_stream_message_size less 1 KiB, so \
+                     an entry fits a stream message (lower this or raise that)",
+                    self.max_value_size
+                ),
+            ));
+        }
         range(
             "state.max_total_bytes",
             self.max_total_bytes as u64,
@@ -276,7 +282,7 @@ impl StateConfig {
             "state.sync_max_bytes",
             self.sync_max_bytes as u64,
             1024,
-            max_stream as u64,
+            1 << 30,
         )?;
         range("state.max_queue", self.max_queue as u64, 16, 1 << 24)?;
         range("state.max_origins", self.max_origins as u64, 16, 1 << 24)?;

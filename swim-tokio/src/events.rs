@@ -89,6 +89,8 @@ pub fn event_name(e: &Event<SocketAddr>) -> &'static str {
         Event::LeaveComplete => "leave_complete",
         Event::PacketDropped { .. } => "packet_dropped",
         Event::CommandRejected(_) => "command_rejected",
+        Event::StateChanged { .. } => "state_changed",
+        Event::OriginFailed { .. } => "origin_failed",
         _ => "other",
     }
 }
@@ -152,6 +154,32 @@ pub fn event_json(e: &TimedEvent) -> Value {
         }
         Event::CommandRejected(err) => {
             o.insert("error".into(), err.to_string().into());
+        }
+        Event::StateChanged {
+            key,
+            old,
+            new,
+            cause,
+        } => {
+            o.insert("type".into(), key.ty().into());
+            o.insert("key".into(), key.key().into());
+            o.insert("cause".into(), format!("{cause:?}").to_lowercase().into());
+            let entry = |e: &Option<swim_proto::StateEntry>| match e {
+                None => Value::Null,
+                Some(e) => json!({
+                    "value": e.value.as_deref().map(String::from_utf8_lossy),
+                    "version": e.version,
+                    "origin": e.origin.as_str(),
+                }),
+            };
+            o.insert("old".into(), entry(old));
+            o.insert("new".into(), entry(new));
+        }
+        Event::OriginFailed { origin, left, keys } => {
+            o.insert("node".into(), origin.as_str().into());
+            o.insert("left".into(), (*left).into());
+            let keys: Vec<Value> = keys.iter().map(|k| k.to_string().into()).collect();
+            o.insert("keys".into(), keys.into());
         }
         _ => {}
     }

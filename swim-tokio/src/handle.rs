@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use swim_proto::{Command, Identity, Member, MemberState, Node, NodeName};
+use swim_proto::{Command, Identity, Member, MemberState, Node, NodeName, StateEntry, StateWrite};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -307,6 +307,54 @@ impl Cluster {
     /// Replaces this node's metadata; announced with a higher incarnation.
     pub async fn update_metadata(&self, meta: impl Into<Vec<u8>>) -> Result<(), Error> {
         self.command(Command::UpdateMetadata(meta.into())).await
+    }
+
+    /// Writes one replicated state entry (`docs/protocol.md` §10): versioned by this node's
+    /// Lamport clock, spread by gossip and anti-entropy. A refused write (bounds, a type this
+    /// node does not store) returns [`Error::Command`] and changes nothing.
+    pub async fn publish(
+        &self,
+        ty: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<(), Error> {
+        self.command(Command::Publish(StateWrite::new(ty, key, value)))
+            .await
+    }
+
+    /// Writes several entries at once: all or none (the error names the first refused write).
+    pub async fn publish_many(&self, writes: Vec<StateWrite>) -> Result<(), Error> {
+        self.command(Command::PublishMany(writes)).await
+    }
+
+    /// Deletes an entry (a tombstone that outranks every earlier write of the key).
+    pub async fn delete(&self, ty: impl Into<String>, key: impl Into<String>) -> Result<(), Error> {
+        self.command(Command::Delete {
+            ty: ty.into(),
+            key: key.into(),
+        })
+        .await
+    }
+
+    /// The live entry for `(ty, key)` (value, version, origin), or `None` if absent or deleted.
+    pub async fn get(
+        &self,
+        ty: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Result<Option<StateEntry>, Error> {
+        let (ty, key) = (ty.into(), key.into());
+        self.inspect(move |n| n.state_get(&ty, &key).cloned()).await
+    }
+
+    /// Every live entry of one type, in key order, as `(key, entry)`.
+    pub async fn entries(&self, ty: impl Into<String>) -> Result<Vec<(String, StateEntry)>, Error> {
+        let ty = ty.into();
+        self.inspect(move |n| {
+            n.state_iter(&ty)
+                .map(|(k, e)| (k.key().to_string(), e.clone()))
+                .collect()
+        })
+        .await
     }
 
     /// Subscribes to events from now on. The stream never blocks the node: a subscriber more

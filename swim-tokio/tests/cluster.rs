@@ -236,6 +236,7 @@ async fn garbage_and_stalled_connections_cost_bounded_time_and_are_counted() {
     c.stream_timeout = Duration::from_millis(300);
     c.max_connections = 4;
     c.core.max_stream_message_size = 1 << 16;
+    c.core.state.max_value_size = 1 << 15;
     let target = Cluster::start(c).await.unwrap();
     let peer = start("peer", &[target.addr()]).await;
     let addr = target.addr();
@@ -364,4 +365,79 @@ async fn a_node_started_before_its_seed_joins_once_the_seed_is_up() {
     converged(&both, &names(&both), Duration::from_secs(10)).await;
     early.shutdown().await.unwrap();
     late.shutdown().await.unwrap();
+}
+
+/// Replicated state over real sockets: writes on different nodes (one too large for a
+/// datagram, so it travels by TCP) reach every node, a delete removes the value everywhere, and
+/// a node that leaves is reported through `origin_failed` with its entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_propagates_to_every_node() {
+    let nodes = cluster("state", 6).await;
+    converged(&nodes, &names(&nodes), Duration::from_secs(10)).await;
+    nodes[1].publish("health", "backend-a", "up").await.unwrap();
+    nodes[4]
+        .publish_many(vec![
+            swim_proto::StateWrite::new("drain", "backend-b", "yes"),
+            swim_proto::StateWrite::new("blob", "big", vec![7u8; 20_000]),
+        ])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    'wait: loop {
+        for n in &nodes {
+            let a = n.get("health", "backend-a").await.unwrap();
+            let b = n.get("drain", "backend-b").await.unwrap();
+            let big = n.get("blob", "big").await.unwrap();
+            let ok = a.is_some_and(|e| e.value.as_deref() == Some(&b"up"[..]))
+                && b.is_some_and(|e| e.origin.as_str() == "state-4")
+                && big.is_some_and(|e| e.value.as_deref().map(<[u8]>::len) == Some(20_000));
+            if !ok {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} lacks an entry after 10 s",
+                    n.name()
+                );
+                sleep(Duration::from_millis(50)).await;
+                continue 'wait;
+            }
+        }
+        break;
+    }
+    nodes[2].delete("health", "backend-a").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in &nodes {
+        while n.get("health", "backend-a").await.unwrap().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{} kept a deleted value",
+                n.name()
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(nodes[0].entries("drain").await.unwrap().len(), 1);
+    let mut events = nodes[0].subscribe();
+    nodes[4].leave().await.unwrap();
+    timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(ClusterEvent::Event(e)) = events.recv().await {
+                let v = swim_tokio::event_json(&e);
+                if v["event"] == "origin_failed" && v["node"] == "state-4" {
+                    assert_eq!(v["left"], true);
+                    assert_eq!(
+                        v["keys"],
+                        serde_json::json!(["blob/big", "drain/backend-b"])
+                    );
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("origin_failed for the node that left");
+    let err = nodes[0].publish("", "k", "v").await.unwrap_err();
+    assert!(err.to_string().contains("state"), "{err}");
+    for n in &nodes {
+        n.shutdown().await.unwrap();
+    }
 }

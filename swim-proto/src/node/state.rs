@@ -398,7 +398,10 @@ impl<A: Address> Node<A> {
         out: &mut Vec<Output<A>>,
     ) {
         let cfg = &self.config.state;
-        let (groups, reset_types) = self.state.deltas(cfg, &theirs.sorted, cfg.sync_max_bytes);
+        let budget = cfg
+            .sync_max_bytes
+            .min(self.config.max_stream_message_size / 2);
+        let (groups, reset_types) = self.state.deltas(cfg, &theirs.sorted, budget);
         let mut sent_entries = 0u64;
         let groups: Vec<DeltaGroup<'_>> = groups
             .into_iter()
