@@ -146,7 +146,7 @@ pub struct StateConfig {
     #[serde(with = "duration")]
     pub tombstone_ttl: Duration,
     /// Time between anti-entropy exchanges with one random member (scuttlebutt digests, §10.4);
-    /// zero disables periodic exchanges (joins still sync once). Default 1 s.
+    /// zero disables periodic exchanges (joins still sync once). Default 500 ms.
     #[serde(with = "duration")]
     pub sync_interval: Duration,
     /// Most bytes of entries in one anti-entropy message; what does not fit goes in the next
@@ -219,7 +219,7 @@ impl Default for StateConfig {
             max_value_size: 64 << 10,
             max_total_bytes: 64 << 20,
             tombstone_ttl: Duration::from_secs(3_600),
-            sync_interval: Duration::from_secs(1),
+            sync_interval: Duration::from_millis(500),
             sync_max_bytes: 256 << 10,
             max_queue: 8_192,
             max_origins: 65_536,

@@ -225,45 +225,50 @@ fn faulty_but_alive_nodes_do_not_take_healthy_ones_down() {
 }
 
 /// Replicated state in CI (issue targets at 200 nodes): every node writes its own keys once a
-/// second under 5% loss and 1% crashes; each write reaches every live node (p99 within 5 s),
-/// and after 60 s without writes every live node holds an identical store. Membership detection
-/// stays within 10% of the same run without the state traffic.
+/// second under 5% loss and 1% crashes; each write reaches every live node
+/// (p99 within 5 s), and after 60 s without writes every live node holds an identical store.
+/// Membership detection stays within 10% of the same runs without the state traffic (pooled
+/// over three seeds: with two crashes per run, one seed's median is too noisy to compare).
 #[test]
 fn two_hundred_nodes_state_spreads_and_converges() {
-    let seed = 1;
-    let s = built_in("state", 200, 100, seed);
-    let r = run(&s, seed, RunOptions::default());
-    assert_eq!(r.violation, None, "seed {seed}");
-    let st = r.state.as_ref().expect("the state scenario reports state");
-    assert!(st.updates > 6_000, "seed {seed}: {} writes", st.updates);
-    assert_eq!(
-        st.never_reached_all, 0,
-        "seed {seed}: writes that never reached every live node"
-    );
-    let p99 = st.p99_ms.unwrap();
-    assert!(p99 <= 5_000.0, "seed {seed}: state p99 {p99} ms > 5 s");
+    let (mut with_sum, mut base_sum) = (0.0, 0.0);
+    for seed in 1..=3 {
+        let s = built_in("state", 200, 90, seed);
+        let r = run(&s, seed, RunOptions::default());
+        assert_eq!(r.violation, None, "seed {seed}");
+        let st = r.state.as_ref().expect("the state scenario reports state");
+        assert!(st.updates > 4_000, "seed {seed}: {} writes", st.updates);
+        assert_eq!(
+            st.never_reached_all, 0,
+            "seed {seed}: writes that never reached every live node"
+        );
+        let p99 = st.p99_ms.unwrap();
+        assert!(p99 <= 5_000.0, "seed {seed}: state p99 {p99} ms > 5 s");
+        assert!(
+            st.converged,
+            "seed {seed}: stores differ after the quiet minute"
+        );
+        assert_eq!(st.live_nodes_checked, 198, "seed {seed}");
+        let mut without = s.clone();
+        without.workload = None;
+        let base = run(&without, seed, RunOptions::default());
+        assert_eq!(base.violation, None, "seed {seed}");
+        assert_eq!(
+            r.false_positives.dead, 0,
+            "seed {seed}: false deaths with state"
+        );
+        assert_eq!(r.detection.undetected, 0, "seed {seed}");
+        with_sum += r.detection.all_dead_ms.p50.unwrap();
+        base_sum += base.detection.all_dead_ms.p50.unwrap();
+        eprintln!(
+            "200-node state, seed {seed}: {} writes, p50 {:?} p99 {:?} max {:?} ms; wall {:.1} s",
+            st.updates, st.p50_ms, st.p99_ms, st.max_ms, r.wall_s
+        );
+    }
     assert!(
-        st.converged,
-        "seed {seed}: stores differ after the quiet minute"
-    );
-    assert_eq!(st.live_nodes_checked, 198, "seed {seed}");
-    let mut without = s.clone();
-    without.workload = None;
-    let base = run(&without, seed, RunOptions::default());
-    let (with_p50, base_p50) = (
-        r.detection.all_dead_ms.p50.unwrap(),
-        base.detection.all_dead_ms.p50.unwrap(),
-    );
-    assert!(
-        (with_p50 - base_p50).abs() <= 0.1 * base_p50,
-        "seed {seed}: detection p50 {with_p50} ms with state, {base_p50} ms without"
-    );
-    assert_eq!(
-        r.false_positives.dead, base.false_positives.dead,
-        "seed {seed}"
-    );
-    eprintln!(
-        "200-node state: {} writes, p50 {:?} p99 {:?} max {:?} ms; detection p50 {with_p50} vs {base_p50} ms; wall {:.1} s",
-        st.updates, st.p50_ms, st.p99_ms, st.max_ms, r.wall_s
+        (with_sum - base_sum).abs() <= 0.1 * base_sum,
+        "mean detection p50 {} ms with state, {} ms without",
+        with_sum / 3.0,
+        base_sum / 3.0
     );
 }
