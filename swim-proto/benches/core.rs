@@ -249,9 +249,11 @@ impl Driver {
                 self.acks.push((*to, seq));
             }
         }
+        // Peers that agree on the membership answer with the same checksum.
+        let checksum = self.node.checksum();
         for i in 0..self.acks.len() {
             let (from, seq) = self.acks[i];
-            let ack = wire::encode_datagram::<u32>(LABEL, &Message::Ack { seq }, &[]);
+            let ack = wire::encode_datagram::<u32>(LABEL, &Message::Ack { seq, checksum }, &[]);
             self.node
                 .handle_datagram(&from, &ack, self.now, &mut self.out);
         }
@@ -272,11 +274,13 @@ fn bench_ping_to_ack() -> Measurement {
     assert_eq!(d.node.pending_broadcasts(), 0);
     let local = d.node.local().name.clone();
     let seq = 12_345;
+    let checksum = d.node.checksum();
     let ping = wire::encode_datagram::<u32>(
         LABEL,
         &Message::Ping {
             seq,
             target: local.as_str(),
+            checksum,
         },
         &[],
     );
@@ -296,7 +300,7 @@ fn bench_ping_to_ack() -> Measurement {
     assert_eq!(acks.len(), 1, "one datagram out: {out:?}");
     assert_eq!(acks[0].0, from);
     let dg = wire::decode_datagram::<u32>(&acks[0].1, LABEL).unwrap();
-    assert_eq!(dg.message, Message::Ack { seq });
+    assert_eq!(dg.message, Message::Ack { seq, checksum });
     assert!(dg.updates.is_empty(), "nothing to piggyback");
 
     let node = &mut d.node;
@@ -321,6 +325,7 @@ fn bench_full_packet() -> (Measurement, Measurement) {
     let msg = Message::Ping {
         seq: 987_654,
         target,
+        checksum: 0x0123_4567_89ab_cdef,
     };
     let budget = Config::lan().max_packet_size;
     let mut count = 0;

@@ -251,6 +251,28 @@ pub enum Event<A> {
         /// Why it changed.
         cause: ChangeCause,
     },
+    /// This node's membership checksum changed (a member joined, left, failed, was suspected
+    /// or refuted): its view is no longer stable.
+    ViewChanged {
+        /// The new checksum.
+        checksum: u64,
+        /// Members in the view (alive or suspect), this node included.
+        members: usize,
+    },
+    /// Every member of this node's view has advertised the same checksum for
+    /// `ViewConfig::settle`: the on-stable hook (rebalance a hash ring here).
+    ViewStable {
+        /// The view's checksum.
+        checksum: u64,
+        /// Its members, this node included, in name order.
+        members: Vec<NodeName>,
+    },
+    /// The leader changed: the stable view's member with the lowest `(rank, name)`, or `None`
+    /// while the last stable view's leader is no longer a member.
+    LeaderChanged {
+        /// The new leader.
+        leader: Option<NodeName>,
+    },
     /// The failover hook: a member that originated state entries failed or left. `keys` are
     /// its live entries here; types configured with `expire_after_origin_failure` delete them
     /// after that delay unless the origin comes back.

@@ -349,8 +349,14 @@ mod tests {
     #[test]
     fn whole_packets_encrypt_and_decrypt() {
         let ring = Keyring::new(key(3));
-        let plain =
-            crate::wire::encode_datagram::<u32>(b"lbl", &crate::wire::Message::Ack { seq: 9 }, &[]);
+        let plain = crate::wire::encode_datagram::<u32>(
+            b"lbl",
+            &crate::wire::Message::Ack {
+                seq: 9,
+                checksum: 0,
+            },
+            &[],
+        );
         let sealed = ring.encrypt_packet(&plain, [1; NONCE_LEN]).unwrap();
         assert_eq!(sealed.len(), plain.len() + ENCRYPTION_OVERHEAD);
         let payload = ring.decrypt_packet(&sealed, b"lbl").unwrap();

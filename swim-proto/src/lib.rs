@@ -98,12 +98,12 @@ pub mod wire;
 
 pub use config::{
     Config, ConfigError, MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN,
-    MIN_DATAGRAM_SIZE, StateConfig, StateTypeConfig, duration,
+    MIN_DATAGRAM_SIZE, StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig, duration,
 };
 pub use io::{Command, CommandError, Event, Identity, Input, Output, StateWrite};
 pub use keyring::{Keyring, KeyringError, SecretKey};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};
-pub use node::{Address, Node};
+pub use node::{Address, Node, View};
 pub use state::{ChangeCause, StateEntry, StateError, StateKey, stamp_cmp};
 pub use stats::{DropReason, Drops, PerKind, StateStats, Stats};
 pub use time::Instant;

@@ -68,6 +68,33 @@ pub(crate) struct MemberTable<A> {
     index: HashTable<u32>,
     hasher: FixedState,
     counts: [usize; 4],
+    /// Sum of [`view_hash`] over the active members: the table's share of the membership
+    /// checksum, kept up to date on every change.
+    view_sum: u64,
+}
+
+/// One member's contribution to the membership checksum (ringpop's checksum of sorted names,
+/// incarnations and states, made order-independent as a sum of per-member hashes so it updates
+/// in O(1)). The same function on every node: FNV-1a over the name, then a SplitMix finalizer
+/// over (hash, incarnation, state).
+pub(crate) fn view_hash(name: &[u8], incarnation: u64, state: MemberState) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &b in name {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = h ^ incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(state.rank());
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn contribution<A>(m: &Member<A>) -> u64 {
+    if m.state.is_active() {
+        view_hash(m.name.as_bytes(), m.incarnation, m.state)
+    } else {
+        0
+    }
 }
 
 impl<A> MemberTable<A> {
@@ -77,7 +104,13 @@ impl<A> MemberTable<A> {
             index: HashTable::new(),
             hasher,
             counts: [0; 4],
+            view_sum: 0,
         }
+    }
+
+    /// The table's share of the membership checksum (active members only).
+    pub(crate) fn view_sum(&self) -> u64 {
+        self.view_sum
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -114,16 +147,20 @@ impl<A> MemberTable<A> {
         &self.entries[slot]
     }
 
-    /// Mutable access; the state must change only through [`MemberTable::set_state`].
+    /// Mutable access; state and incarnation change only through [`MemberTable::set_state`].
     pub(crate) fn at_mut(&mut self, slot: usize) -> &mut Entry<A> {
         &mut self.entries[slot]
     }
 
-    pub(crate) fn set_state(&mut self, slot: usize, state: MemberState) {
+    /// Changes a member's state and incarnation, keeping the counts and the checksum.
+    pub(crate) fn set_state(&mut self, slot: usize, state: MemberState, incarnation: u64) {
         let e = &mut self.entries[slot];
+        self.view_sum = self.view_sum.wrapping_sub(contribution(&e.member));
         self.counts[usize::from(e.member.state.rank())] -= 1;
         self.counts[usize::from(state.rank())] += 1;
         e.member.state = state;
+        e.member.incarnation = incarnation;
+        self.view_sum = self.view_sum.wrapping_add(contribution(&e.member));
     }
 
     pub(crate) fn insert(&mut self, entry: Entry<A>) -> usize {
@@ -134,6 +171,7 @@ impl<A> MemberTable<A> {
         let slot = self.entries.len();
         let hash = self.hasher.hash_one(entry.member.name.as_bytes());
         self.counts[usize::from(entry.member.state.rank())] += 1;
+        self.view_sum = self.view_sum.wrapping_add(contribution(&entry.member));
         self.entries.push(entry);
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(hash, slot as u32, |&s| {
@@ -159,6 +197,7 @@ impl<A> MemberTable<A> {
                 .expect("moved member is indexed") = slot as u32;
         }
         self.counts[usize::from(entry.member.state.rank())] -= 1;
+        self.view_sum = self.view_sum.wrapping_sub(contribution(&entry.member));
         Some(entry)
     }
 
@@ -206,7 +245,7 @@ mod tests {
         assert_eq!(t.get("b").unwrap().member.name.as_str(), "b");
         assert_eq!(t.count(MemberState::Dead), 1);
         let slot = t.slot("c").unwrap();
-        t.set_state(slot, MemberState::Suspect);
+        t.set_state(slot, MemberState::Suspect, 0);
         assert_eq!(t.count(MemberState::Suspect), 1);
         assert_eq!(t.count(MemberState::Alive), 0);
         assert!(t.remove("a").is_none());

@@ -13,6 +13,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod state;
+mod view;
+
+pub use view::View;
 
 use crate::Map;
 use crate::config::{Config, ConfigError};
@@ -145,6 +148,10 @@ pub struct Node<A: Address> {
     state_queue: BroadcastQueue<StateKey>,
     next_sync_at: Option<Instant>,
     next_collect_at: Option<Instant>,
+    /// Checksums, stability and the leader.
+    view: view::ViewTracker,
+    /// The last peer whose checksum differed from ours.
+    checksum_peer: Option<A>,
 }
 
 impl<A: Address> Node<A> {
@@ -167,6 +174,7 @@ impl<A: Address> Node<A> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut hasher = || foldhash::fast::FixedState::with_seed(rng.next_u64());
         let (h1, h2, h3, h4, h5) = (hasher(), hasher(), hasher(), hasher(), hasher());
+        let identity_name = identity.name.clone();
         Ok(Node {
             members: MemberTable::new(h1),
             relays: Map::with_hasher(h2),
@@ -205,9 +213,11 @@ impl<A: Address> Node<A> {
             scratch: Vec::new(),
             state_scratch: Vec::new(),
             plain: Vec::new(),
-            state: StateStore::new(h5),
+            state: StateStore::new(h5, identity_name),
             next_sync_at: None,
             next_collect_at: None,
+            view: view::ViewTracker::default(),
+            checksum_peer: None,
         })
     }
 
@@ -369,6 +379,20 @@ impl<A: Address> Node<A> {
             "state queue within bound"
         );
         self.state.check_invariants(&self.config.state);
+        let fresh = self
+            .members
+            .iter()
+            .filter(|e| e.member.state.is_active())
+            .map(|e| {
+                let m = &e.member;
+                crate::membership::view_hash(m.name.as_bytes(), m.incarnation, m.state)
+            })
+            .fold(0u64, u64::wrapping_add);
+        assert_eq!(
+            fresh,
+            self.members.view_sum(),
+            "the membership checksum matches the table"
+        );
         let mut counts = [0usize; 4];
         for e in self.members.iter() {
             counts[usize::from(e.member.state.rank())] += 1;
@@ -516,6 +540,7 @@ impl<A: Address> Node<A> {
         if let Some(p) = self.probe.take() {
             self.on_probe_failed(p, out);
         }
+        self.on_view_period(out);
         if self.local.state == MemberState::Left {
             self.next_probe_at = Instant::MAX;
             return;
@@ -540,6 +565,7 @@ impl<A: Address> Node<A> {
             &Message::Ping {
                 seq,
                 target: target.as_str(),
+                checksum: self.checksum(),
             },
             buddy.as_deref(),
             false,
@@ -627,12 +653,13 @@ impl<A: Address> Node<A> {
         self.apply_update(&claim, Source::Local, out);
     }
 
-    fn on_ack(&mut self, seq: u32, out: &mut Vec<Output<A>>) {
+    fn on_ack(&mut self, from: &A, seq: u32, checksum: u64, out: &mut Vec<Output<A>>) {
         if let Some(r) = self.relays.remove(&seq) {
             self.send_datagram(
                 r.requester,
                 &Message::Ack {
                     seq: r.requester_seq,
+                    checksum,
                 },
                 None,
                 false,
@@ -640,9 +667,15 @@ impl<A: Address> Node<A> {
             );
             return;
         }
-        if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
-            self.probe = None;
+        if let Some(p) = self.probe.take_if(|p| p.seq == seq) {
             self.health.apply(-1);
+            // A relayed ack carries the target's checksum: compare it, sync with the target.
+            let peer = if p.indirect_sent {
+                p.target_addr
+            } else {
+                from.clone()
+            };
+            self.observe_checksum(peer, checksum);
             return;
         }
         self.stats.unexpected_acks += 1;
@@ -658,7 +691,14 @@ impl<A: Address> Node<A> {
         out: &mut Vec<Output<A>>,
     ) {
         if target == self.local.name.as_str() {
-            self.send_datagram(from.clone(), &Message::Ack { seq }, None, false, out);
+            let checksum = self.checksum();
+            self.send_datagram(
+                from.clone(),
+                &Message::Ack { seq, checksum },
+                None,
+                false,
+                out,
+            );
             return;
         }
         if self.relays.len() >= self.config.max_pending_relays {
@@ -678,9 +718,14 @@ impl<A: Address> Node<A> {
         );
         self.timers.insert((deadline, Timer::Relay(own)));
         self.stats.relays += 1;
+        let checksum = self.checksum();
         self.send_datagram(
             target_addr,
-            &Message::Ping { seq: own, target },
+            &Message::Ping {
+                seq: own,
+                target,
+                checksum,
+            },
             None,
             false,
             out,
@@ -929,7 +974,6 @@ impl<A: Address> Node<A> {
         let e = self.members.at_mut(slot);
         let old_state = e.member.state;
         let mut changed = e.member.addr != *u.addr();
-        e.member.incarnation = u.incarnation();
         e.member.addr = u.addr().clone();
         if let Update::Alive { meta, .. } = u
             && *meta != e.member.meta.as_bytes()
@@ -942,7 +986,7 @@ impl<A: Address> Node<A> {
         }
         e.pending = Pending::None;
         let name = e.member.name.clone();
-        self.members.set_state(slot, new_state);
+        self.members.set_state(slot, new_state, u.incarnation());
         let revived = !old_state.is_active() && new_state.is_active();
         if revived {
             self.probe_order.insert(slot, &mut self.rng);
@@ -1559,11 +1603,23 @@ impl<A: Address> Node<A> {
         }
         match dg.message {
             Message::Gossip => {}
-            Message::Ping { seq, target } => {
+            Message::Ping {
+                seq,
+                target,
+                checksum,
+            } => {
                 if target != self.local.name.as_str() {
                     return self.drop_packet(from, DropReason::PingForOtherNode, out);
                 }
-                self.send_datagram(from.clone(), &Message::Ack { seq }, None, false, out);
+                self.observe_checksum(from.clone(), checksum);
+                let checksum = self.checksum();
+                self.send_datagram(
+                    from.clone(),
+                    &Message::Ack { seq, checksum },
+                    None,
+                    false,
+                    out,
+                );
             }
             Message::PingReq {
                 seq,
@@ -1576,7 +1632,7 @@ impl<A: Address> Node<A> {
                 }
                 self.on_ping_req(from, seq, target, target_addr, want_nack, out);
             }
-            Message::Ack { seq } => self.on_ack(seq, out),
+            Message::Ack { seq, checksum } => self.on_ack(from, seq, checksum, out),
             Message::Nack { seq } => {
                 if let Some(p) = self
                     .probe

@@ -134,6 +134,8 @@ pub enum StateError {
     BadType,
     /// This node does not store the type (`StateConfig::types`).
     TypeNotStored,
+    /// Types starting with `swim.` are reserved for the protocol (`swim.view`).
+    ReservedType,
     /// The key is empty or longer than `StateConfig::max_key_len`.
     BadKey {
         /// Length given, in bytes.
@@ -169,6 +171,9 @@ impl fmt::Display for StateError {
                 crate::config::MAX_STATE_TYPE_LEN
             ),
             StateError::TypeNotStored => f.write_str("this node does not store that state type"),
+            StateError::ReservedType => {
+                f.write_str("state types starting with `swim.` are reserved")
+            }
             StateError::BadKey { len, max } => {
                 write!(f, "key is {len} bytes, must be 1 to {max}")
             }
@@ -233,6 +238,11 @@ struct Mark {
     held: u32,
     /// Highest sequence number among them (0 if none).
     newest: u64,
+    /// For this node's own writes: the last sequence number it used.
+    own_seq: u64,
+    /// For this node's own writes: how far a previous life of this node wrote (learned from
+    /// peers' digests). Sequence numbers above it are this life's, all known here.
+    own_floor: u64,
 }
 
 /// The store: entries, their per-origin index, watermarks and the tombstone queue.
@@ -253,6 +263,8 @@ pub(crate) struct StateStore {
     clock: u64,
     bytes: usize,
     live: usize,
+    /// This node's name (its own writes' origin).
+    me: NodeName,
 }
 
 /// A remote write to merge.
@@ -275,7 +287,7 @@ pub(crate) struct Group<'s> {
 }
 
 impl StateStore {
-    pub(crate) fn new(hasher: FixedState) -> Self {
+    pub(crate) fn new(hasher: FixedState, me: NodeName) -> Self {
         StateStore {
             entries: hashbrown::HashMap::with_hasher(hasher),
             order: BTreeSet::new(),
@@ -286,6 +298,7 @@ impl StateStore {
             clock: 0,
             bytes: 0,
             live: 0,
+            me,
         }
     }
 
@@ -504,9 +517,17 @@ impl StateStore {
     /// The next sequence number of this node's writes of `ty` (its watermark moves with it:
     /// a node holds all its own writes or what superseded them).
     fn next_own_seq(&mut self, ty: &TypeName, me: &NodeName) -> u64 {
-        let mark = self.marks.entry((ty.clone(), me.clone())).or_default();
-        mark.watermark = mark.watermark.saturating_add(1);
-        mark.watermark
+        let m = self.marks.entry((ty.clone(), me.clone())).or_default();
+        m.own_seq = m
+            .own_seq
+            .max(m.watermark)
+            .max(m.own_floor)
+            .saturating_add(1);
+        if m.watermark >= m.own_floor {
+            // Every write of ours up to here is known: this life's are all ours.
+            m.watermark = m.own_seq;
+        }
+        m.own_seq
     }
 
     /// Merges a remote entry.
@@ -616,6 +637,10 @@ impl StateStore {
             wm = *seq;
         }
         let m = self.marks.entry((ty.clone(), origin.clone())).or_default();
+        if *origin == self.me && wm >= m.own_floor {
+            // Past a previous life's writes, this life's are all known here.
+            wm = wm.max(m.own_seq);
+        }
         m.watermark = m.watermark.max(wm);
     }
 
@@ -806,7 +831,7 @@ impl StateStore {
     pub(crate) fn skip_own_seq(&mut self, ty: &str, me: &NodeName, to: u64) {
         let t = self.intern(ty);
         let m = self.marks.entry((t, me.clone())).or_default();
-        m.watermark = m.watermark.max(to);
+        m.own_floor = m.own_floor.max(to);
     }
 
     // ------------------------------------------------------------ anti-entropy
@@ -1011,8 +1036,9 @@ impl StateStore {
         out
     }
 
-    /// An order-independent fingerprint of every entry held (type, key, version, origin):
-    /// equal on two nodes exactly when they hold the same stamps (up to hash collisions).
+    /// A fingerprint of every application entry held (type, key, version, origin; reserved
+    /// `swim.` types left out): equal on two nodes exactly when they hold the same stamps (up to
+    /// hash collisions).
     pub(crate) fn fingerprint(&self) -> u64 {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         let mut eat = |b: &[u8]| {
@@ -1021,7 +1047,7 @@ impl StateStore {
                 h = h.wrapping_mul(0x0100_0000_01b3);
             }
         };
-        for (k, e) in self.iter() {
+        for (k, e) in self.iter().filter(|(k, _)| !k.ty().starts_with("swim.")) {
             eat(k.ty.as_bytes());
             eat(&[0]);
             eat(k.key.as_bytes());
@@ -1163,7 +1189,7 @@ mod tests {
     }
 
     fn merged(writes: &[W]) -> StateStore {
-        let mut s = StateStore::new(FixedState::with_seed(7));
+        let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
         for w in writes {
             apply_w(&mut s, &cfg(), w);
         }
@@ -1230,7 +1256,7 @@ mod tests {
 
     #[test]
     fn greater_stamp_wins_and_ties_break_by_origin() {
-        let mut s = StateStore::new(FixedState::with_seed(7));
+        let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
         let c = cfg();
         assert!(matches!(
             ap(&mut s, &c, "t", "k", 5, "b", Some(b"1")),
@@ -1250,7 +1276,7 @@ mod tests {
 
     #[test]
     fn below_the_watermark_an_unknown_key_is_stale() {
-        let mut s = StateStore::new(FixedState::with_seed(7));
+        let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
         let c = cfg();
         s.raise_watermark(&c, "t", "o", 10);
         assert_eq!(
@@ -1265,7 +1291,7 @@ mod tests {
 
     #[test]
     fn tombstones_are_collected_only_once_covered_by_the_watermark() {
-        let mut s = StateStore::new(FixedState::with_seed(7));
+        let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
         let mut c = cfg();
         let ttl = Duration::from_secs(10);
         c.tombstone_ttl = ttl;
@@ -1284,7 +1310,7 @@ mod tests {
 
     #[test]
     fn deltas_are_prefixes_above_the_peer_watermark_freshest_origin_first() {
-        let mut s = StateStore::new(FixedState::with_seed(7));
+        let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
         let c = cfg();
         let ttl = Duration::from_secs(60);
         for i in 0..5 {

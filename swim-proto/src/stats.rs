@@ -197,6 +197,8 @@ pub struct Stats {
     pub heals_received: u64,
     /// Acks that matched no probe in flight (late or unknown).
     pub unexpected_acks: u64,
+    /// Push-pulls started because checksums on pings and acks kept differing from this node's.
+    pub checksum_syncs: u64,
     /// Dropped packets, by reason.
     pub dropped: Drops,
     /// Replicated state activity.
@@ -235,6 +237,8 @@ pub struct StateStats {
     pub queue_dropped: u64,
     /// Anti-entropy exchanges started.
     pub syncs: u64,
+    /// Exchanges answered with nothing because both sides' watermarks already matched.
+    pub syncs_in_agreement: u64,
     /// Entries sent in anti-entropy messages.
     pub sync_entries_sent: u64,
     /// Resets sent.

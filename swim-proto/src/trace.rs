@@ -199,6 +199,22 @@ fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {
             }
             h.tagged(23, alloc::format!("{cause:?}").as_bytes());
         }
+        Event::ViewChanged { checksum, members } => {
+            h.tagged(28, &checksum.to_le_bytes());
+            h.tagged(28, &(*members as u64).to_le_bytes());
+        }
+        Event::ViewStable { checksum, members } => {
+            h.tagged(29, &checksum.to_le_bytes());
+            for m in members {
+                h.tagged(29, m.as_str().as_bytes());
+            }
+        }
+        Event::LeaderChanged { leader } => {
+            h.tagged(
+                30,
+                leader.as_ref().map_or(&b""[..], |l| l.as_str().as_bytes()),
+            );
+        }
         Event::OriginFailed { origin, left, keys } => {
             h.tagged(26, origin.as_str().as_bytes());
             h.tagged(26, &[u8::from(*left)]);

@@ -47,6 +47,8 @@ pub enum Message<'a, A> {
         seq: u32,
         /// Name of the node being probed.
         target: &'a str,
+        /// The sender's membership checksum (`docs/protocol.md` §11.1).
+        checksum: u64,
     },
     /// SWIM §3.1 indirect probe request: ping `target` at `target_addr` and relay its ack.
     PingReq {
@@ -63,6 +65,8 @@ pub enum Message<'a, A> {
     Ack {
         /// Sequence number of the ping or ping-req answered.
         seq: u32,
+        /// The answering node's membership checksum (for a relayed ack, the target's).
+        checksum: u64,
     },
     /// Lifeguard §IV-A: a helper reached no answer from the target, but is itself alive; lets
     /// the requester tell its own trouble from the target's.
@@ -209,12 +213,16 @@ pub enum StreamKind {
 #[non_exhaustive]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum SyncPhase {
-    /// "Here are my watermarks": the receiver answers with a `Reply`.
+    /// "Here is a hash of my watermarks": the receiver stops if its own matches, or answers
+    /// with a `Reply`.
     Request,
-    /// The answer: the responder's watermarks, and the entries the requester lacks.
+    /// The responder's watermarks.
     Reply,
-    /// Entries the other side lacks (the requester's half of an exchange, or a push of an entry
-    /// too large for a datagram). Not answered.
+    /// The requester's watermarks and the entries the responder lacks; answered with `Deltas`
+    /// if the requester lacks anything.
+    Push,
+    /// Entries the other side lacks (the last step, or a push of an entry too large for a
+    /// datagram). Not answered.
     Deltas,
 }
 
@@ -284,7 +292,9 @@ pub struct Reset<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct StateSync<'a> {
-    /// The sender's watermarks (in `Request` and `Reply`, and with any reset).
+    /// A hash of the sender's watermarks (in `Request`): equal hashes end the exchange.
+    pub summary: Option<u64>,
+    /// The sender's watermarks (in `Reply` and `Push`, and with any reset).
     #[serde(borrow)]
     pub digest: Vec<TypeDigest<'a>>,
     /// Entries the receiver lacks.
@@ -633,7 +643,14 @@ mod tests {
 
     #[test]
     fn header_rejects_version_and_label() {
-        let pkt = encode_datagram::<u32>(b"prod", &Message::Ack { seq: 7 }, &[]);
+        let pkt = encode_datagram::<u32>(
+            b"prod",
+            &Message::Ack {
+                seq: 7,
+                checksum: 0,
+            },
+            &[],
+        );
         assert!(decode_datagram::<u32>(&pkt, b"prod").is_ok());
         assert_eq!(
             decode_datagram::<u32>(&pkt, b"test").unwrap_err(),
@@ -727,19 +744,20 @@ mod tests {
     #[derive(Debug, Clone)]
     enum OwnedMessage {
         Gossip,
-        Ping(u32, String),
+        Ping(u32, String, u64),
         PingReq(u32, String, u32, bool),
-        Ack(u32),
+        Ack(u32, u64),
         Nack(u32),
     }
 
     fn owned_message() -> impl Strategy<Value = OwnedMessage> {
         prop_oneof![
             Just(OwnedMessage::Gossip),
-            (any::<u32>(), "[a-z]{1,30}").prop_map(|(s, t)| OwnedMessage::Ping(s, t)),
+            (any::<u32>(), "[a-z]{1,30}", any::<u64>())
+                .prop_map(|(s, t, c)| OwnedMessage::Ping(s, t, c)),
             (any::<u32>(), "[a-z]{1,30}", any::<u32>(), any::<bool>())
                 .prop_map(|(s, t, a, n)| OwnedMessage::PingReq(s, t, a, n)),
-            any::<u32>().prop_map(OwnedMessage::Ack),
+            (any::<u32>(), any::<u64>()).prop_map(|(s, c)| OwnedMessage::Ack(s, c)),
             any::<u32>().prop_map(OwnedMessage::Nack),
         ]
     }
@@ -748,9 +766,10 @@ mod tests {
         fn borrow(&self) -> Message<'_, u32> {
             match self {
                 OwnedMessage::Gossip => Message::Gossip,
-                OwnedMessage::Ping(seq, t) => Message::Ping {
+                OwnedMessage::Ping(seq, t, c) => Message::Ping {
                     seq: *seq,
                     target: t,
+                    checksum: *c,
                 },
                 OwnedMessage::PingReq(seq, t, a, n) => Message::PingReq {
                     seq: *seq,
@@ -758,7 +777,10 @@ mod tests {
                     target_addr: *a,
                     want_nack: *n,
                 },
-                OwnedMessage::Ack(seq) => Message::Ack { seq: *seq },
+                OwnedMessage::Ack(seq, c) => Message::Ack {
+                    seq: *seq,
+                    checksum: *c,
+                },
                 OwnedMessage::Nack(seq) => Message::Nack { seq: *seq },
             }
         }

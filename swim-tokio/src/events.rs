@@ -91,6 +91,9 @@ pub fn event_name(e: &Event<SocketAddr>) -> &'static str {
         Event::CommandRejected(_) => "command_rejected",
         Event::StateChanged { .. } => "state_changed",
         Event::OriginFailed { .. } => "origin_failed",
+        Event::ViewChanged { .. } => "view_changed",
+        Event::ViewStable { .. } => "view_stable",
+        Event::LeaderChanged { .. } => "leader_changed",
         _ => "other",
     }
 }
@@ -174,6 +177,21 @@ pub fn event_json(e: &TimedEvent) -> Value {
             };
             o.insert("old".into(), entry(old));
             o.insert("new".into(), entry(new));
+        }
+        Event::ViewChanged { checksum, members } => {
+            o.insert("checksum".into(), format!("{checksum:016x}").into());
+            o.insert("members".into(), (*members).into());
+        }
+        Event::ViewStable { checksum, members } => {
+            o.insert("checksum".into(), format!("{checksum:016x}").into());
+            let names: Vec<Value> = members.iter().map(|m| m.as_str().into()).collect();
+            o.insert("members".into(), names.into());
+        }
+        Event::LeaderChanged { leader } => {
+            o.insert(
+                "leader".into(),
+                leader.as_ref().map_or(Value::Null, |l| l.as_str().into()),
+            );
         }
         Event::OriginFailed { origin, left, keys } => {
             o.insert("node".into(), origin.as_str().into());

@@ -206,6 +206,7 @@ struct StateClaim<'a> {
 #[derive(Debug, Arbitrary)]
 struct SyncClaim {
     phase: wire::SyncPhase,
+    summary: Option<u64>,
     watermarks: Vec<(u8, u8, Incarnation)>,
     resets: Vec<(u8, Vec<u8>)>,
 }
@@ -219,10 +220,12 @@ const STATE_KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];
 #[derive(Debug, Arbitrary)]
 enum Primary {
     Gossip,
-    /// A ping for the node itself, or (`Some`) for another name.
+    /// A ping for the node itself, or (`Some`) for another name, with the node's own checksum
+    /// or another.
     Ping {
         seq: u32,
         other: Option<u8>,
+        checksum: Checksum,
     },
     PingReq {
         seq: u32,
@@ -232,10 +235,18 @@ enum Primary {
     },
     Ack {
         seq: Seq,
+        checksum: Checksum,
     },
     Nack {
         seq: Seq,
     },
+}
+
+/// A membership checksum on a crafted ping or ack: the node's own (views agree) or any.
+#[derive(Debug, Arbitrary)]
+enum Checksum {
+    Same,
+    Any(u64),
 }
 
 /// A sequence number: one the node recently put in a ping or ping-req (so it can match), or
@@ -540,6 +551,7 @@ impl NodeCase {
             })
             .collect();
         let body = wire::StateSync {
+            summary: sync.summary,
             digest,
             groups,
             resets,
@@ -560,11 +572,20 @@ impl NodeCase {
             Seq::Recent(i) => u32::from(i),
             Seq::Any(seq) => seq,
         };
+        let checksum = |c: &Checksum| match *c {
+            Checksum::Same => self.node.checksum(),
+            Checksum::Any(c) => c,
+        };
         match *primary {
             Primary::Gossip => Message::Gossip,
-            Primary::Ping { seq, other } => Message::Ping {
+            Primary::Ping {
+                seq,
+                other,
+                checksum: ref c,
+            } => Message::Ping {
                 seq,
                 target: other.map_or(SELF_NAME, name),
+                checksum: checksum(c),
             },
             Primary::PingReq {
                 seq,
@@ -577,7 +598,13 @@ impl NodeCase {
                 target_addr,
                 want_nack,
             },
-            Primary::Ack { ref seq } => Message::Ack { seq: pick_seq(seq) },
+            Primary::Ack {
+                ref seq,
+                checksum: ref c,
+            } => Message::Ack {
+                seq: pick_seq(seq),
+                checksum: checksum(c),
+            },
             Primary::Nack { ref seq } => Message::Nack { seq: pick_seq(seq) },
         }
     }
@@ -595,9 +622,10 @@ impl NodeCase {
                     Message::Ping { seq, .. } | Message::PingReq { seq, .. } if nack => {
                         Message::Nack { seq }
                     }
-                    Message::Ping { seq, .. } | Message::PingReq { seq, .. } => {
-                        Message::Ack { seq }
-                    }
+                    Message::Ping { seq, .. } | Message::PingReq { seq, .. } => Message::Ack {
+                        seq,
+                        checksum: self.node.checksum(),
+                    },
                     // Gossip, acks and nacks come back as they were sent.
                     _ => {
                         return Some(Input::Datagram {

@@ -367,6 +367,7 @@ fn ping_for_another_node_is_not_answered() {
         &Message::Ping {
             seq: 1,
             target: "someone-else",
+            checksum: 0,
         },
         &[],
     );
@@ -378,6 +379,7 @@ fn ping_for_another_node_is_not_answered() {
         &Message::Ping {
             seq: 2,
             target: "a",
+            checksum: 0,
         },
         &[],
     );
@@ -391,7 +393,14 @@ fn ping_for_another_node_is_not_answered() {
         ),
         _ => None,
     });
-    assert_eq!(ack, Some(Message::Ack { seq: 2 }));
+    assert_eq!(
+        ack,
+        Some(Message::Ack {
+            seq: 2,
+            checksum: n.checksum()
+        }),
+        "the ack carries the node's membership checksum"
+    );
 }
 
 /// Lifeguard §IV-A: a helper that gets no answer from the target sends a nack to the requester.
@@ -421,7 +430,9 @@ fn relay_without_answer_sends_a_nack() {
         .find_map(|o| match o {
             Output::SendDatagram { to: 5, bytes } => {
                 match wire::decode_datagram::<u32>(bytes, b"").unwrap().message {
-                    Message::Ping { seq, target: "t" } => Some(seq),
+                    Message::Ping {
+                        seq, target: "t", ..
+                    } => Some(seq),
                     _ => None,
                 }
             }
@@ -435,7 +446,14 @@ fn relay_without_answer_sends_a_nack() {
     });
     assert!(nack, "nack to requester after the probe timeout");
     // A late ack for the relayed ping is now unexpected, not relayed.
-    let ack = wire::encode_datagram::<u32>(b"", &Message::Ack { seq: ping_seq }, &[]);
+    let ack = wire::encode_datagram::<u32>(
+        b"",
+        &Message::Ack {
+            seq: ping_seq,
+            checksum: 0,
+        },
+        &[],
+    );
     let out = n.handle(
         Input::Datagram {
             from: 5,

@@ -242,8 +242,11 @@ fn restarted_node_writes_win_over_its_previous_life() {
     c.restart(3, 0);
     c.run_for(Duration::from_millis(1));
     publish(&mut c, 3, "cfg", "mode", b"new-life");
+    // A key the previous life never wrote: numbered below the previous life's sequence, it
+    // would look like a stale copy to the others unless the new life re-numbers it.
+    publish(&mut c, 3, "cfg", "fresh", b"1");
     let ok = c.run_until_true(secs(30), Duration::from_millis(200), |c| {
-        everyone_has(c, "cfg", "mode", b"new-life")
+        everyone_has(c, "cfg", "mode", b"new-life") && everyone_has(c, "cfg", "fresh", b"1")
     });
     assert!(
         ok,

@@ -40,14 +40,19 @@ impl<A: Address> Node<A> {
         self.state.iter_type(ty).filter(|(_, e)| e.value.is_some())
     }
 
-    /// The digest: every entry held (deletions included) as `(type and key, version)`, in
-    /// order. Two nodes with equal digests and origins hold the same state.
+    /// The digest: every application entry held (deletions included; the reserved `swim.`
+    /// types left out) as `(type and key, version)`, in order. Two nodes with equal digests and
+    /// origins hold the same state.
     pub fn state_digest(&self) -> impl Iterator<Item = (&StateKey, u64)> {
-        self.state.iter().map(|(k, e)| (k, e.version))
+        self.state
+            .iter()
+            .filter(|(k, _)| !k.ty().starts_with("swim."))
+            .map(|(k, e)| (k, e.version))
     }
 
-    /// A 64-bit fingerprint of every entry's type, key, version and origin: equal on nodes
-    /// that hold the same state (a cheap convergence check for simulators and operators).
+    /// A 64-bit fingerprint of every application entry's type, key, version and origin: equal
+    /// on nodes that hold the same state (a cheap convergence check for simulators and
+    /// operators).
     pub fn state_fingerprint(&self) -> u64 {
         self.state.fingerprint()
     }
@@ -69,6 +74,9 @@ impl<A: Address> Node<A> {
         let cfg = &self.config.state;
         if ty.is_empty() || ty.len() > crate::config::MAX_STATE_TYPE_LEN {
             return Err(StateError::BadType);
+        }
+        if ty.starts_with("swim.") {
+            return Err(StateError::ReservedType);
         }
         if !cfg.stores(ty) {
             return Err(StateError::TypeNotStored);
@@ -171,6 +179,9 @@ impl<A: Address> Node<A> {
         match r {
             Applied::Changed(old) => {
                 self.stats.state.applied += 1;
+                if ty == crate::config::VIEW_STATE_TYPE {
+                    self.view.records_changed += 1;
+                }
                 let k = StateKey::new(ty, key);
                 let new = self.state.get(ty, key).cloned();
                 if new.as_ref().is_some_and(|e| e.value.is_none()) {
@@ -197,7 +208,7 @@ impl<A: Address> Node<A> {
 
     /// Queues the entry held for `key` for piggybacking, or, if it cannot fit a datagram,
     /// pushes it by stream to `gossip_nodes` random members.
-    fn spread_entry(&mut self, key: StateKey, out: &mut Vec<Output<A>>) {
+    pub(super) fn spread_entry(&mut self, key: StateKey, out: &mut Vec<Output<A>>) {
         let Some((e, seq)) = self.state.get_with_seq(key.ty(), key.key()) else {
             return;
         };
@@ -230,6 +241,7 @@ impl<A: Address> Node<A> {
             entries: alloc::vec![(key.key(), e.version, seq, e.value.as_deref())],
         };
         let sync = StateSync {
+            summary: None,
             digest: Vec::new(),
             groups: alloc::vec![group],
             resets: Vec::new(),
@@ -266,12 +278,13 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Opens an exchange with `to`: a `Request` carrying this node's watermarks.
+    /// Opens an exchange with `to`: a `Request` carrying a hash of this node's watermarks
+    /// (when the peer's hash is equal, that one small message is the whole exchange).
     pub(super) fn start_sync(&mut self, to: A, out: &mut Vec<Output<A>>) {
         self.stats.state.syncs += 1;
-        let digest = self.typed_digest();
         let sync = StateSync {
-            digest,
+            summary: Some(self.digest_summary()),
+            digest: Vec::new(),
             groups: Vec::new(),
             resets: Vec::new(),
         };
@@ -279,6 +292,26 @@ impl<A: Address> Node<A> {
         drop(sync);
         self.seal_packet(&mut bytes, start);
         self.emit_state_stream(to, bytes, 0, out);
+    }
+
+    /// A hash of this node's watermarks (FNV-1a over type, origin and watermark, in order).
+    fn digest_summary(&self) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |b: &[u8]| {
+            for &x in b {
+                h ^= u64::from(x);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for t in self.typed_digest() {
+            eat(t.ty.as_bytes());
+            eat(&[0xff]);
+            for (origin, wm) in t.origins {
+                eat(origin.as_bytes());
+                eat(&wm.to_le_bytes());
+            }
+        }
+        h
     }
 
     fn typed_digest(&self) -> Vec<TypeDigest<'_>> {
@@ -329,8 +362,15 @@ impl<A: Address> Node<A> {
             self.apply_reset(r, &theirs, out);
         }
         match phase {
-            SyncPhase::Request => self.answer_sync(reply_to, SyncPhase::Reply, &theirs, out),
-            SyncPhase::Reply => self.answer_sync(reply_to, SyncPhase::Deltas, &theirs, out),
+            SyncPhase::Request => {
+                if sync.summary == Some(self.digest_summary()) {
+                    self.stats.state.syncs_in_agreement += 1;
+                } else {
+                    self.answer_sync(reply_to, SyncPhase::Reply, &theirs, out);
+                }
+            }
+            SyncPhase::Reply => self.answer_sync(reply_to, SyncPhase::Push, &theirs, out),
+            SyncPhase::Push => self.answer_sync(reply_to, SyncPhase::Deltas, &theirs, out),
             SyncPhase::Deltas => {}
         }
     }
@@ -388,8 +428,9 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Sends what the peer lacks according to its digest: the `Reply` to a request (with this
-    /// node's digest) or the requester's `Deltas` (sent only if there is something to send).
+    /// The next step of an exchange: the `Reply` to a request (this node's digest), the
+    /// requester's `Push` (its digest and what the responder lacks), or the final `Deltas`
+    /// (what the requester lacks; sent only if there is anything).
     fn answer_sync(
         &mut self,
         to: A,
@@ -401,7 +442,11 @@ impl<A: Address> Node<A> {
         let budget = cfg
             .sync_max_bytes
             .min(self.config.max_stream_message_size / 2);
-        let (groups, reset_types) = self.state.deltas(cfg, &theirs.sorted, budget);
+        let (groups, reset_types) = if phase == SyncPhase::Reply {
+            (Vec::new(), Vec::new())
+        } else {
+            self.state.deltas(cfg, &theirs.sorted, budget)
+        };
         let mut sent_entries = 0u64;
         let groups: Vec<DeltaGroup<'_>> = groups
             .into_iter()
@@ -425,9 +470,10 @@ impl<A: Address> Node<A> {
         if phase == SyncPhase::Deltas && groups.is_empty() && resets.is_empty() {
             return;
         }
-        let with_digest = phase == SyncPhase::Reply || !resets.is_empty();
+        let with_digest = phase != SyncPhase::Deltas || !resets.is_empty();
         let n_resets = resets.len() as u64;
         let mut sync = StateSync {
+            summary: None,
             digest: if with_digest {
                 self.typed_digest()
             } else {
@@ -491,9 +537,20 @@ impl<A: Address> Node<A> {
         left: bool,
         out: &mut Vec<Output<A>>,
     ) {
-        let keys = self.state.keys_of_origin(origin);
+        let mut keys = self.state.keys_of_origin(origin);
         if keys.is_empty() {
             return;
+        }
+        let view_type = crate::config::VIEW_STATE_TYPE;
+        if keys.iter().any(|k| k.ty() == view_type) {
+            // Its view record goes when its tombstone would.
+            let at = self.now + self.config.tombstone_retention;
+            self.timers
+                .insert((at, Timer::Expire(origin.clone(), view_type.into())));
+            keys.retain(|k| !k.ty().starts_with("swim."));
+            if keys.is_empty() {
+                return;
+            }
         }
         for t in &self.config.state.types {
             if let Some(delay) = t.expire_after_origin_failure {
@@ -520,6 +577,10 @@ impl<A: Address> Node<A> {
         }
         for (key, old) in self.state.expire(origin, ty) {
             self.stats.state.expired += 1;
+            if ty == crate::config::VIEW_STATE_TYPE {
+                self.view.records_changed += 1;
+                continue; // protocol bookkeeping, not application state
+            }
             out.push(Output::Event(Event::StateChanged {
                 key,
                 old: Some(old),
