@@ -26,6 +26,8 @@ pub(crate) struct Views {
     ok: Vec<bool>,
     /// Up observers whose view differs from the truth.
     bad: u32,
+    /// Observers whose view became equal to the truth since the last drain.
+    pub(crate) newly_ok: Vec<u32>,
 }
 
 impl Views {
@@ -42,6 +44,7 @@ impl Views {
             holders: vec![0; n],
             ok: vec![false; n],
             bad: 0,
+            newly_ok: Vec::new(),
         }
     }
 
@@ -71,6 +74,7 @@ impl Views {
             self.ok[o] = c;
             if c {
                 self.bad -= 1;
+                self.newly_ok.push(o as u32);
             } else {
                 self.bad += 1;
             }
@@ -216,6 +220,11 @@ pub(crate) struct Metrics {
     pub converged_since: Option<Instant>,
     heal_start: Option<Instant>,
     pub heal_ms: Option<f64>,
+    /// When the last partition ended, and which nodes' views have not yet healed since.
+    heal_anchor: Option<Instant>,
+    heal_waiting: Vec<bool>,
+    /// Per node: the last partition's end to its view first equalling the truth, ms.
+    pub heal_node_ms: Vec<f64>,
     pub datagrams: Vec<u64>,
     pub bytes: Vec<u64>,
     pub streams: Vec<u64>,
@@ -248,6 +257,9 @@ impl Metrics {
             converged_since: None,
             heal_start: None,
             heal_ms: None,
+            heal_anchor: None,
+            heal_waiting: vec![false; n],
+            heal_node_ms: Vec::new(),
             datagrams: vec![0; n],
             bytes: vec![0; n],
             streams: vec![0; n],
@@ -260,6 +272,13 @@ impl Metrics {
 
     /// Re-evaluates convergence and pending dissemination for `target` after a change.
     fn after_change(&mut self, now: Instant, target: Option<usize>) {
+        for o in std::mem::take(&mut self.views.newly_ok) {
+            if let Some(anchor) = self.heal_anchor
+                && std::mem::take(&mut self.heal_waiting[o as usize])
+            {
+                self.heal_node_ms.push(ms(now - anchor));
+            }
+        }
         if let Some(t) = target {
             let live_others = self.views.live.saturating_sub(u32::from(self.views.up[t]));
             if let Some(start) = self.pending_join[t]
@@ -333,6 +352,13 @@ impl Metrics {
     pub(crate) fn partition_healed(&mut self, now: Instant) {
         self.heal_start = Some(now);
         self.heal_ms = None;
+        self.heal_anchor = Some(now);
+        self.heal_node_ms.clear();
+        self.views.newly_ok.clear();
+        for o in 0..self.views.n {
+            // Nodes whose view already equals the truth never lost the other side.
+            self.heal_waiting[o] = self.views.up[o] && !self.views.ok[o];
+        }
         self.after_change(now, None);
     }
 

@@ -184,6 +184,12 @@ pub struct Report {
     /// Time from the last partition healing until views converge again, ms; `None` without a
     /// partition or if they never did.
     pub heal_ms: Option<f64>,
+    /// Per live node: from the last partition's end until its view first equals the true live
+    /// set again (nodes that never heal are missing from `count`).
+    pub heal_nodes_ms: Summary,
+    /// Per membership change (crash, leave, join, restart) with view advertising on: from the
+    /// change until every live node reports the same stable view and the same leader.
+    pub stable_view_ms: Summary,
     /// Whether, at the end, every live node's view equalled the true live set.
     pub converged: bool,
     /// How many live nodes' views differed from the true live set at the end.
@@ -279,6 +285,12 @@ impl Report {
             ms(self.dissemination.p99_ms),
             self.dissemination.count
         );
+        if self.heal_nodes_ms.count > 0 {
+            let _ = writeln!(t, "heal per node  {}", row(&self.heal_nodes_ms));
+        }
+        if self.stable_view_ms.count > 0 {
+            let _ = writeln!(t, "stable view    {}", row(&self.stable_view_ms));
+        }
         if let Some(st) = &self.state {
             let _ = writeln!(
                 t,

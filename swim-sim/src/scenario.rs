@@ -331,6 +331,7 @@ pub const BUILT_IN: &[&str] = &[
     "join-storm",
     "restart-all",
     "state",
+    "leader",
     "swarm",
 ];
 
@@ -437,8 +438,8 @@ impl Scenario {
                 }
             }
             "partition" => {
-                // Each side declares the other dead during the 30 s split; partition healing
-                // re-merges them after it ends (`heal_ms`).
+                // Each side declares the other dead during the 60 s split; partition healing
+                // re-merges them after it ends (`heal_ms`, `heal_nodes_ms`).
                 let half: Vec<NodeId> = (0..(n / 2) as NodeId).collect();
                 let at = secs(10).min(d / 4);
                 s.faults.push(TimedFault {
@@ -446,7 +447,7 @@ impl Scenario {
                     fault: Fault::Partition {
                         groups: vec![half],
                         one_way: false,
-                        duration: secs(30),
+                        duration: secs(60).min(d / 3),
                     },
                 });
             }
@@ -504,6 +505,17 @@ impl Scenario {
                     stop: d.saturating_sub(secs(60)).max(secs(6)),
                     ..StateWorkload::default()
                 });
+            }
+            "leader" => {
+                // Stable views and the leader: views advertised, 1% crashes between 10 and
+                // 20 s, and the leader itself (node 0, the lowest name) crashes at 30 s.
+                crash(&mut s, &mut rng);
+                s.config.view.advertise = true;
+                s.faults.push(TimedFault {
+                    at: secs(30).min(d / 2),
+                    fault: Fault::Crash { node: 0 },
+                });
+                s.seeds = (1..n.min(4) as NodeId).collect();
             }
             "swarm" => return Ok(Scenario::swarm(seed)),
             other => {

@@ -16,7 +16,7 @@ use swim_proto::{
 
 use crate::metrics::Metrics;
 use crate::net::{Fate, Network, Partition};
-use crate::report::{Cost, FaultWindow, Report};
+use crate::report::{Cost, FaultWindow, Report, Summary};
 use crate::scenario::{Fault, NodeId, Scenario, Start};
 use crate::workload::{self, StateTracker};
 
@@ -139,6 +139,11 @@ struct Engine<'a> {
     state: Option<StateTracker>,
     /// Which nodes are up (running, not crashed or gone), for the state tracker.
     up: Vec<bool>,
+    /// Per node: the checksum of its stable view (None while unstable) and its leader.
+    views: Vec<(Option<u64>, Option<NodeName>)>,
+    /// Membership changes not yet followed by one stable view and leader everywhere.
+    view_pending: Vec<Instant>,
+    stable_view_ms: Vec<f64>,
 }
 
 fn global_to_local(n: &SimNode, g: Instant) -> Instant {
@@ -209,6 +214,9 @@ impl<'a> Engine<'a> {
             digest: opts.digest.then_some(0xcbf2_9ce4_8422_2325),
             state: scenario.workload.as_ref().map(|w| StateTracker::new(n, w)),
             up: vec![false; n],
+            views: vec![(None, None); n],
+            view_pending: Vec::new(),
+            stable_view_ms: Vec::new(),
         }
     }
 
@@ -265,6 +273,8 @@ impl<'a> Engine<'a> {
         }
         self.metrics.node_up(self.now, v, measure_join);
         self.up[v as usize] = true;
+        self.views[v as usize] = (None, None);
+        self.view_changed_truth();
         self.schedule(self.now, Ev::Tick { node: v });
     }
 
@@ -415,9 +425,58 @@ impl<'a> Engine<'a> {
         self.deliver(v, Input::Command(Command::Publish(write)));
     }
 
+    /// A membership change: time until one stable view and leader everywhere again.
+    fn view_changed_truth(&mut self) {
+        if self.scenario.config.view.advertise && self.now > Instant::ZERO {
+            self.view_pending.push(self.now);
+        }
+    }
+
+    /// Whether every up node reports the same stable view; checks that they then name the same
+    /// leader, and measures `stable_view_ms`.
+    fn check_views(&mut self) {
+        let mut up = self.views.iter().zip(&self.up).filter(|(_, u)| **u);
+        let Some(((Some(cs), leader), _)) = up.next() else {
+            return;
+        };
+        let (cs, leader) = (*cs, leader.clone());
+        let mut same_view = true;
+        let mut other_leader = None;
+        for ((c, l), _) in up {
+            if *c != Some(cs) {
+                same_view = false;
+                break;
+            }
+            if *l != leader {
+                other_leader = Some(l.clone());
+            }
+        }
+        if !same_view {
+            return;
+        }
+        if let Some(other) = other_leader {
+            // Leaders come from the stable view's member list and ranks; a node may briefly
+            // name none while its last stable leader is suspected, never another one.
+            if other.is_some() && leader.is_some() {
+                self.violate(format!(
+                    "nodes stable on one view name different leaders: {leader:?} and {other:?}"
+                ));
+            }
+            return;
+        }
+        if leader.is_some() {
+            for since in std::mem::take(&mut self.view_pending) {
+                self.stable_view_ms
+                    .push(self.now.saturating_duration_since(since).as_secs_f64() * 1e3);
+            }
+        }
+    }
+
     /// Marks a node down for the state tracker.
     fn state_down(&mut self, v: NodeId) {
         self.up[v as usize] = false;
+        self.views[v as usize] = (None, None);
+        self.view_changed_truth();
         if let Some(t) = self.state.as_mut() {
             t.node_down(v, self.now, &self.up);
         }
@@ -568,6 +627,15 @@ impl<'a> Engine<'a> {
                     if let (Some(t), Some(value)) = (self.state.as_mut(), entry.value.as_deref()) {
                         t.on_change(v, key.ty(), key.key(), value, self.now, &self.up);
                     }
+                }
+                Output::Event(Event::ViewStable { checksum, .. }) => {
+                    self.views[vi].0 = Some(checksum);
+                    self.check_views();
+                }
+                Output::Event(Event::ViewChanged { .. }) => self.views[vi].0 = None,
+                Output::Event(Event::LeaderChanged { leader }) => {
+                    self.views[vi].1 = leader;
+                    self.check_views();
                 }
                 Output::Event(e) => {
                     if matches!(e, Event::LeaveComplete) {
@@ -948,6 +1016,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             .first_convergence
             .map(|t| t.as_nanos() as f64 / 1e6),
         heal_ms: engine.metrics.heal_ms,
+        heal_nodes_ms: Summary::of(&engine.metrics.heal_node_ms),
+        stable_view_ms: Summary::of(&engine.stable_view_ms),
         converged: engine.metrics.converged_since.is_some(),
         unconverged_nodes: engine.metrics.views.unconverged(),
         packets_dropped: engine

@@ -151,7 +151,7 @@ fn a_persistent_checksum_mismatch_triggers_a_push_pull() {
             .collect()
     };
     // Runs one probe period, acking the node's probe with `checksum` (None: its own).
-    let mut period = |n: &mut Node<u32>, now: &mut Instant, checksum: Option<u64>| {
+    let period = |n: &mut Node<u32>, now: &mut Instant, checksum: Option<u64>| {
         *now = *now + Duration::from_secs(1);
         let out = n.handle(Input::Tick, *now);
         let mut sent = push_pulls_to(&out);
