@@ -681,6 +681,12 @@ impl<A: Address> Node<A> {
         self.stats.unexpected_acks += 1;
     }
 
+    /// Answers a probe of this node, with its membership checksum.
+    fn send_ack(&mut self, to: A, seq: u32, out: &mut Vec<Output<A>>) {
+        let checksum = self.checksum();
+        self.send_datagram(to, &Message::Ack { seq, checksum }, None, false, out);
+    }
+
     fn on_ping_req(
         &mut self,
         from: &A,
@@ -691,14 +697,7 @@ impl<A: Address> Node<A> {
         out: &mut Vec<Output<A>>,
     ) {
         if target == self.local.name.as_str() {
-            let checksum = self.checksum();
-            self.send_datagram(
-                from.clone(),
-                &Message::Ack { seq, checksum },
-                None,
-                false,
-                out,
-            );
+            self.send_ack(from.clone(), seq, out);
             return;
         }
         if self.relays.len() >= self.config.max_pending_relays {
@@ -1259,10 +1258,12 @@ impl<A: Address> Node<A> {
         } else {
             0
         };
+        // Room for the two counts (membership updates, state entries; varints of at most 5
+        // bytes each) and the tag.
         let budget = self
             .config
             .max_packet_size
-            .saturating_sub(buf.len() + 5 + tag);
+            .saturating_sub(buf.len() + 10 + tag);
         let mut body = core::mem::take(&mut self.scratch);
         let mut state = core::mem::take(&mut self.state_scratch);
         body.clear();
@@ -1283,10 +1284,9 @@ impl<A: Address> Node<A> {
             .pack(share.saturating_sub(body.len()), limit, &mut body, false);
         let mut state_count = 0;
         if with_state {
-            let room = budget.saturating_sub(body.len() + 5);
+            let room = budget.saturating_sub(body.len());
             state_count = self.state_queue.pack(room, limit, &mut state, false);
-            let used = if state_count > 0 { state.len() + 5 } else { 0 };
-            let rest = budget.saturating_sub(body.len() + used);
+            let rest = budget.saturating_sub(body.len() + state.len());
             count += self.broadcasts.pack(rest, limit, &mut body, true);
         }
         if require_updates && count == 0 && state_count == 0 {
@@ -1296,10 +1296,8 @@ impl<A: Address> Node<A> {
         }
         wire::encode_count(count, &mut buf);
         buf.extend_from_slice(&body);
-        if state_count > 0 {
-            wire::encode_count(state_count, &mut buf);
-            buf.extend_from_slice(&state);
-        }
+        wire::encode_count(state_count, &mut buf);
+        buf.extend_from_slice(&state);
         self.stats.state.piggybacked += state_count as u64;
         self.scratch = body;
         self.state_scratch = state;
@@ -1591,15 +1589,7 @@ impl<A: Address> Node<A> {
             self.apply_update(u, Source::Gossip, out);
         }
         for e in &dg.state {
-            let w = crate::state::Write {
-                ty: e.ty,
-                key: e.key,
-                version: e.version,
-                seq: e.seq,
-                origin: e.origin,
-                value: e.value,
-            };
-            self.apply_state(w, out);
+            self.apply_state(*e, out);
         }
         match dg.message {
             Message::Gossip => {}
@@ -1612,14 +1602,7 @@ impl<A: Address> Node<A> {
                     return self.drop_packet(from, DropReason::PingForOtherNode, out);
                 }
                 self.observe_checksum(from.clone(), checksum);
-                let checksum = self.checksum();
-                self.send_datagram(
-                    from.clone(),
-                    &Message::Ack { seq, checksum },
-                    None,
-                    false,
-                    out,
-                );
+                self.send_ack(from.clone(), seq, out);
             }
             Message::PingReq {
                 seq,

@@ -267,16 +267,8 @@ pub(crate) struct StateStore {
     me: NodeName,
 }
 
-/// A remote write to merge.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Write<'a> {
-    pub ty: &'a str,
-    pub key: &'a str,
-    pub version: u64,
-    pub seq: u64,
-    pub origin: &'a str,
-    pub value: Option<&'a [u8]>,
-}
+/// A remote write to merge: the wire form, borrowed from the packet.
+pub(crate) type Write<'a> = crate::wire::StateUpdate<'a>;
 
 /// A delta group ready to encode: entries of one `(type, origin)` ascending.
 pub(crate) struct Group<'s> {

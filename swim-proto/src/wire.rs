@@ -229,7 +229,7 @@ pub enum SyncPhase {
 /// A replicated state entry as it travels: a value (or, with `value: None`, a deletion) for
 /// `(ty, key)`, versioned by its origin's Lamport clock. Piggybacked on datagrams after the
 /// membership updates, and carried in [`DeltaGroup`]s by anti-entropy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct StateUpdate<'a> {
     /// State type.
@@ -523,17 +523,10 @@ pub fn decode_datagram_payload<'a, A: DeserializeOwned>(
 ) -> Result<Datagram<'a, A>, DecodeError> {
     let (message, rest) = take::<Message<'a, A>>(payload)?;
     let (updates, rest) = read_updates(rest)?;
-    // The state section is present only when it holds at least one entry, so a datagram
-    // without state entries is byte-for-byte a membership-only datagram.
-    let mut state = Vec::new();
-    if !rest.is_empty() {
-        let (entries, rest) = read_list::<StateUpdate<'a>>(rest, MIN_STATE_UPDATE_LEN)?;
-        if entries.is_empty() {
-            return Err(DecodeError::TrailingBytes);
-        }
-        end(rest)?;
-        state = entries;
-    }
+    // The state section is always there (its count may be 0), so a datagram cut short
+    // anywhere never decodes as a shorter valid one.
+    let (state, rest) = read_list::<StateUpdate<'a>>(rest, MIN_STATE_UPDATE_LEN)?;
+    end(rest)?;
     Ok(Datagram {
         message,
         updates,
@@ -594,11 +587,9 @@ pub fn encode_datagram_with_state<A: Serialize>(
     for u in updates {
         encode_into(u, &mut out);
     }
-    if !state.is_empty() {
-        encode_count(state.len(), &mut out);
-        for e in state {
-            encode_into(e, &mut out);
-        }
+    encode_count(state.len(), &mut out);
+    for e in state {
+        encode_into(e, &mut out);
     }
     out
 }

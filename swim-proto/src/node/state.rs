@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::{Address, Node, Timer};
 use crate::io::{CommandError, Event, Output, StateWrite};
 use crate::member::{MemberState, NodeName};
-use crate::state::{Applied, ChangeCause, StateEntry, StateError, StateKey, Write};
+use crate::state::{Applied, ChangeCause, StateEntry, StateError, StateKey};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::{
@@ -170,7 +170,7 @@ impl<A: Address> Node<A> {
     }
 
     /// Merges one remote entry; on a change, reports it and passes it on by gossip.
-    pub(super) fn apply_state(&mut self, w: Write<'_>, out: &mut Vec<Output<A>>) {
+    pub(super) fn apply_state(&mut self, w: StateUpdate<'_>, out: &mut Vec<Output<A>>) {
         self.stats.state.received += 1;
         let (ty, key) = (w.ty, w.key);
         let r = self
@@ -344,7 +344,7 @@ impl<A: Address> Node<A> {
         let theirs = DigestLookup::new(&sync.digest);
         for g in &sync.groups {
             for &(key, version, seq, value) in &g.entries {
-                let w = Write {
+                let w = StateUpdate {
                     ty: g.ty,
                     key,
                     version,
