@@ -1733,7 +1733,7 @@ impl<A: Address> Node<A> {
 
     /// Partition healing (ringpop's approach, fixing memberlist#222): each `heal_interval`,
     /// with probability `min(1, heal_base / n)`, send a heal snapshot to a member this node holds
-    /// failed. If it is alive on the other side of a healed partition, the exchange revives each
+    /// failed, or to one of its join seeds that is not an active member. If it is alive on the other side of a healed partition, the exchange revives each
     /// side in the other's view and the reincarnation spreads by gossip.
     fn on_heal_round(&mut self, out: &mut Vec<Output<A>>) {
         if self.local.state == MemberState::Left {
@@ -1748,7 +1748,33 @@ impl<A: Address> Node<A> {
             self.failed.pop_front();
         }
         let n = self.cluster_size().max(1) as u64;
-        if self.failed.is_empty() || self.rng.next_u64() % n >= u64::from(self.config.heal_base) {
+        if (self.failed.is_empty() && self.seeds.is_empty())
+            || self.rng.next_u64() % n >= u64::from(self.config.heal_base)
+        {
+            return;
+        }
+        // Seeds this node joined through that are not active members now: one may be on the
+        // other side of a partition under another name, or back after a restart.
+        let lost_seeds: Vec<A> = self
+            .seeds
+            .iter()
+            .filter(|s| {
+                !self
+                    .members
+                    .iter()
+                    .any(|e| e.member.state.is_active() && e.member.addr == **s)
+            })
+            .cloned()
+            .collect();
+        let candidates = self.failed.len() + lost_seeds.len();
+        if candidates == 0 {
+            return;
+        }
+        let pick = random_index(&mut self.rng, candidates);
+        if pick >= self.failed.len() {
+            let to = lost_seeds[pick - self.failed.len()].clone();
+            self.stats.heals_sent += 1;
+            self.send_snapshot(to, StreamKind::Heal { reply: false }, out);
             return;
         }
         // A few tries to find a remembered member that is not active again already.

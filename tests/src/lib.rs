@@ -90,6 +90,8 @@ pub struct Cluster {
     /// Datagrams sent, all nodes together.
     pub datagrams: u64,
     out: Vec<Output<Addr>>,
+    /// Per-node configs that differ from the cluster's.
+    overrides: BTreeMap<Addr, Config>,
 }
 
 impl Cluster {
@@ -111,6 +113,7 @@ impl Cluster {
             hasher: DefaultHasher::new(),
             datagrams: 0,
             out: Vec::new(),
+            overrides: BTreeMap::new(),
         };
         for i in 0..n {
             c.slots.push(Slot {
@@ -129,12 +132,19 @@ impl Cluster {
         self.seed
     }
 
+    /// Gives node `addr` its own config and boots it afresh with it (before it joins).
+    pub fn configure(&mut self, addr: Addr, config: Config) {
+        self.overrides.insert(addr, config);
+        self.boot(addr);
+    }
+
     fn boot(&mut self, addr: Addr) {
         let seed = self.rng.next_u64();
+        let config = self.overrides.get(&addr).unwrap_or(&self.config).clone();
         let slot = &mut self.slots[addr as usize];
         slot.incarnations += 1;
         let id = Identity::new(NodeName::new(&slot.name).unwrap(), addr);
-        slot.node = Some(Node::new(self.config.clone(), id, seed).expect("valid config"));
+        slot.node = Some(Node::new(config, id, seed).expect("valid config"));
         slot.tick_at = None;
         self.schedule(self.now, Action::Tick { to: addr });
     }

@@ -656,3 +656,37 @@ fn a_confirmation_that_makes_a_suspicion_overdue_fires_at_once() {
         .unwrap();
     assert!(tick > later, "next deadline {tick} not after now {later}");
 }
+
+/// Partition healing also tries the join seeds: a seed that is no longer an active member (on
+/// the other side of a split, say) gets a heal snapshot.
+#[test]
+fn heal_rounds_try_seeds_that_are_not_members() {
+    let mut cfg = Config::local();
+    cfg.heal_base = 1_000; // attempt every round, whatever the cluster size
+    let mut n = node("a", 0, cfg.clone());
+    let t = Instant::ZERO;
+    n.handle(Input::Command(Command::Join { seeds: vec![9] }), t);
+    // The join is answered by "b" at 1, not by anyone at the seed's address.
+    n.handle(
+        Input::Datagram {
+            from: 1,
+            bytes: gossip(&[alive("b", 0, 1)]),
+        },
+        t,
+    );
+    let mut heals_to_seed = 0;
+    let mut now = t;
+    for _ in 0..40 {
+        now = now + Duration::from_secs(1);
+        for o in n.handle(Input::Tick, now) {
+            if let Output::SendStream { to: 9, bytes } = o
+                && let Ok(m) = wire::decode_stream::<u32>(&bytes, b"")
+                && matches!(m.header.kind, wire::StreamKind::Heal { reply: false })
+            {
+                heals_to_seed += 1;
+            }
+        }
+    }
+    assert!(heals_to_seed >= 1, "no heal snapshot to the lost seed");
+    assert!(n.stats().heals_sent >= heals_to_seed);
+}

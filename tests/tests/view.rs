@@ -204,3 +204,24 @@ fn a_persistent_checksum_mismatch_triggers_a_push_pull() {
     }
     assert_eq!(n.stats().checksum_syncs, 1);
 }
+
+/// §11.4: a configured rank overrides name order: the lowest `(rank, name)` leads.
+#[test]
+fn the_lowest_rank_leads_whatever_its_name() {
+    let seed = 35;
+    let mut c = Cluster::new(6, config(), seed);
+    for a in 0..6 {
+        let mut cfg = config();
+        cfg.view.rank = if a == 4 { 1 } else { 5 };
+        c.configure(a, cfg);
+    }
+    c.join_all_via(0, secs(1));
+    let ok = c.run_until_true(secs(90), Duration::from_millis(200), |c| {
+        all_stable_on_one_view(c)
+            && c.running()
+                .iter()
+                .all(|&a| c.node(a).unwrap().leader().map(|l| l.as_str()) == Some("node-4"))
+    });
+    assert!(ok, "seed {seed}: node-4 (rank 1) is not everyone's leader");
+    assert!(c.node(4).unwrap().is_leader());
+}
