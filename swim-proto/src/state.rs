@@ -623,7 +623,7 @@ impl StateStore {
             .range((origin.clone(), ty.clone(), wm.saturating_add(1), empty())..)
             .take_while(|(o, t, _, _)| o == origin && t == ty)
         {
-            if *seq != wm + 1 {
+            if wm.checked_add(1) != Some(*seq) {
                 break;
             }
             wm = *seq;

@@ -163,7 +163,7 @@ impl<A: Address> Node<A> {
         let persistent =
             t.period_mismatches > 0 && t.period_matches == 0 && mine == t.checksum_at_period;
         t.mismatch_periods = if persistent {
-            t.mismatch_periods + 1
+            t.mismatch_periods.saturating_add(1)
         } else {
             0
         };
