@@ -312,6 +312,11 @@ impl StateStore {
         self.clock
     }
 
+    /// Whether this store holds nothing and has no watermark: nothing to tell a peer.
+    pub(crate) fn is_blank(&self) -> bool {
+        self.entries.is_empty() && self.marks.values().all(|m| m.watermark == 0)
+    }
+
     pub(crate) fn origins(&self) -> usize {
         self.marks.len()
     }

@@ -269,6 +269,12 @@ impl<A: Address> Node<A> {
             self.next_sync_at = None;
             return;
         }
+        if self.state.is_blank() {
+            // Nothing to offer: peers that hold state reach this node through their own
+            // rounds (each node is picked about once per interval), so a cluster without
+            // state exchanges nothing at all.
+            return;
+        }
         if let Some(&slot) = self
             .pick_members(1, |e| e.member.state == MemberState::Alive)
             .first()
