@@ -180,7 +180,8 @@ fn dockerfile_builds_swim_agent_in_a_builder_stage_and_runs_it_in_a_small_one() 
         |l| l.starts_with("COPY --from=builder ") && l.ends_with(" /usr/local/bin/swim-agent")
     ));
     assert!(lines.contains(&r#"ENTRYPOINT ["/usr/local/bin/swim-agent"]"#));
-    assert!(lines.iter().any(|l| l.starts_with("USER nonroot")));
+    // The distroless `nonroot` user, numerically (what the StatefulSet's runAsUser says too).
+    assert!(lines.contains(&"USER 65532:65532"));
     let expose = lines.iter().find(|l| l.starts_with("EXPOSE ")).unwrap();
     for port in [
         format!("{GOSSIP}/udp"),
