@@ -1582,6 +1582,7 @@ const HALO: &str =
 mod tests {
     use super::*;
     use crate::report::{Detection, Series};
+    use crate::scenario::FaultKind;
 
     /// A deterministic pseudo-random number in 0..1.
     fn noise(i: usize) -> f64 {
@@ -1625,16 +1626,19 @@ mod tests {
                 start_ms: 200_000.0,
                 end_ms: 600_000.0,
                 label: "crash 10 nodes".into(),
+                kind: FaultKind::Crash,
             },
             FaultWindow {
                 start_ms: 300_000.0,
                 end_ms: 360_000.0,
                 label: "partition 50/50".into(),
+                kind: FaultKind::Partition,
             },
             FaultWindow {
                 start_ms: 420_000.0,
                 end_ms: 480_000.0,
                 label: "loss 5% <all links>".into(),
+                kind: FaultKind::Loss,
             },
         ];
         for i in 3..faults {
@@ -1643,6 +1647,7 @@ mod tests {
                 start_ms: start,
                 end_ms: start + 3000.0,
                 label: format!("pause node-{i}"),
+                kind: FaultKind::Pause,
             });
         }
         let samples_ms: Vec<f64> = (0..detections)
@@ -1752,16 +1757,19 @@ mod tests {
             start_ms: f64::NAN,
             end_ms: 1.0,
             label: "bad".into(),
+            kind: FaultKind::Other,
         });
         r.faults.push(FaultWindow {
             start_ms: 5.0,
             end_ms: f64::INFINITY,
             label: "open".into(),
+            kind: FaultKind::Other,
         });
         r.faults.push(FaultWindow {
             start_ms: 1e12,
             end_ms: 2e12,
             label: "later".into(),
+            kind: FaultKind::Other,
         });
         r.seconds = f64::NAN;
         let html = render(&r);

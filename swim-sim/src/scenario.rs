@@ -171,6 +171,25 @@ impl Fault {
         }
     }
 
+    /// What kind of fault this is, for grouping and coloring in reports.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Crash { .. } => FaultKind::Crash,
+            Fault::Partition { .. } => FaultKind::Partition,
+            Fault::Loss { .. } | Fault::LinkLoss { .. } => FaultKind::Loss,
+            Fault::Slow { .. } => FaultKind::Slow,
+            Fault::Pause { .. } => FaultKind::Pause,
+            Fault::CrashRestart { .. } | Fault::Leave { .. } | Fault::Join { .. } => {
+                FaultKind::Churn
+            }
+            Fault::Command { command, .. } => match command {
+                swim_proto::Command::Join { .. } | swim_proto::Command::Leave => FaultKind::Churn,
+                _ => FaultKind::Other,
+            },
+            Fault::ClockSkew { .. } => FaultKind::Other,
+        }
+    }
+
     /// A short label for reports.
     pub fn label(&self) -> String {
         match self {
@@ -206,6 +225,27 @@ impl Fault {
             }
         }
     }
+}
+
+/// The kind of a [`Fault`], as reports group and color them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// A node stops for good.
+    Crash,
+    /// The network splits.
+    Partition,
+    /// Datagrams are lost (everywhere or on one link).
+    Loss,
+    /// A node handles its inbound messages late.
+    Slow,
+    /// A node stops processing for a while.
+    Pause,
+    /// Membership changes: restarts, joins and leaves.
+    Churn,
+    /// Anything else (clock skew, application commands).
+    Other,
 }
 
 /// A fault at a time. (Unknown fields are rejected by the flattened [`Fault`]; serde cannot
