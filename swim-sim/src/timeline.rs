@@ -140,7 +140,23 @@ impl<'a> Timeline<'a> {
         let late = &self.scenario.late_joiners;
         let started: Vec<NodeId> = (0..n).filter(|v| !late.contains(v)).collect();
         match &self.scenario.start {
-            Start::Warm => self.world.start_warm_nodes(&started),
+            Start::Warm => {
+                // As `World::start_warm_nodes`, taking in each node's events as it boots (a
+                // large cluster's first steps report every member to every node).
+                let snapshot = self.world.warm_snapshot(&started);
+                for v in started {
+                    self.world.boot(v);
+                    let bytes = snapshot.clone();
+                    self.world.input(
+                        v,
+                        Input::Stream {
+                            from: NodeId::MAX,
+                            bytes,
+                        },
+                    );
+                    self.observe();
+                }
+            }
             Start::JoinStorm { within } => {
                 let within = within.as_nanos().max(1) as u64;
                 for v in started {

@@ -529,7 +529,9 @@ impl World {
         }
     }
 
-    fn warm_snapshot(&mut self, nodes: &[NodeId]) -> Vec<u8> {
+    /// The snapshot [`World::start_warm_nodes`] hands each of `nodes`: a stream message to
+    /// deliver from `NodeId::MAX` right after booting the node.
+    pub fn warm_snapshot(&mut self, nodes: &[NodeId]) -> Vec<u8> {
         let names: Vec<String> = nodes
             .iter()
             .map(|&v| self.nodes[v as usize].name.to_string())
