@@ -340,33 +340,10 @@ fn view_plot(out: &mut String, r: &Report, time: &Ticks, kinds: &str) {
     let (lo, hi) = extent(all.iter().flat_map(|v| v.iter().take(n).copied())).unwrap_or((0.0, 1.0));
     let y = Ticks::nice(lo, hi, 5);
 
-    let mut p = Plot::new(
-        "view",
-        "View size over time",
-        Axis {
-            ticks: time.clone(),
-            label: "simulated time (s)",
-            fmt: TickFmt::Plain,
-        },
-        Axis {
-            ticks: y,
-            label: "members in view",
-            fmt: TickFmt::Si,
-        },
-    );
+    let mut p = time_plot("view", "View size over time", time, y, "members in view");
     let shaded = p.faults(&r.faults);
-    let thin = Stroke {
-        color: color::VIEW,
-        width: 0.8,
-        dash: None,
-        opacity: 0.55,
-    };
-    let median = Stroke {
-        color: color::VIEW,
-        width: 1.8,
-        dash: None,
-        opacity: 1.0,
-    };
+    let thin = Stroke::solid(color::VIEW, 0.8, 0.55);
+    let median = Stroke::solid(color::VIEW, 1.8, 1.0);
     let dashed = Stroke {
         color: color::LIVE,
         width: 1.4,
@@ -393,6 +370,27 @@ fn view_plot(out: &mut String, r: &Report, time: &Ticks, kinds: &str) {
     figure(out, &p.finish(), &caption);
 }
 
+/// A plot over simulated time (the x axis `time`) of a SI-valued quantity.
+fn time_plot(
+    id: &'static str,
+    title: &'static str,
+    time: &Ticks,
+    y: Ticks,
+    label: &'static str,
+) -> Plot {
+    let x_axis = Axis {
+        ticks: time.clone(),
+        label: "simulated time (s)",
+        fmt: TickFmt::Plain,
+    };
+    let y_axis = Axis {
+        ticks: y,
+        label,
+        fmt: TickFmt::Si,
+    };
+    Plot::new(id, title, x_axis, y_axis)
+}
+
 /// Plot 4: datagram bytes per node per second, mean and busiest node, with faults shaded.
 fn bytes_plot(out: &mut String, r: &Report, time: &Ticks, kinds: &str) {
     let s = &r.series;
@@ -408,33 +406,16 @@ fn bytes_plot(out: &mut String, r: &Report, time: &Ticks, kinds: &str) {
     .unwrap_or((0.0, 1.0));
     let y = Ticks::nice(lo.min(0.0), hi, 5);
 
-    let mut p = Plot::new(
+    let mut p = time_plot(
         "bytes",
         "Datagram bytes per node per second",
-        Axis {
-            ticks: time.clone(),
-            label: "simulated time (s)",
-            fmt: TickFmt::Plain,
-        },
-        Axis {
-            ticks: y,
-            label: "bytes / node / s",
-            fmt: TickFmt::Si,
-        },
+        time,
+        y,
+        "bytes / node / s",
     );
     let shaded = p.faults(&r.faults);
-    let max = Stroke {
-        color: color::BYTES,
-        width: 1.0,
-        dash: None,
-        opacity: 0.4,
-    };
-    let mean = Stroke {
-        color: color::BYTES,
-        width: 1.8,
-        dash: None,
-        opacity: 1.0,
-    };
+    let max = Stroke::solid(color::BYTES, 1.0, 0.4);
+    let mean = Stroke::solid(color::BYTES, 1.8, 1.0);
     p.line(&xs, &s.bytes_max, &max);
     p.line(&xs, &s.bytes_mean, &mean);
     if n == 0 {
@@ -513,12 +494,7 @@ fn cdf_plot(out: &mut String, r: &Report) {
         );
     }
     w!(d, "H{}", Px(x.map(x.d1)));
-    let cdf = Stroke {
-        color: color::CDF,
-        width: 1.8,
-        dash: None,
-        opacity: 1.0,
-    };
+    let cdf = Stroke::solid(color::CDF, 1.8, 1.0);
     p.path(&d, &cdf, false);
 
     let rank = |q: f64| v[((n as f64 * q).ceil() as usize).clamp(1, n) - 1];

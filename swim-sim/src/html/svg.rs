@@ -40,6 +40,16 @@ pub(super) struct Stroke {
 }
 
 impl Stroke {
+    /// A solid line.
+    pub(super) fn solid(color: &'static str, width: f64, opacity: f64) -> Self {
+        Stroke {
+            color,
+            width,
+            dash: None,
+            opacity,
+        }
+    }
+
     /// The SVG presentation attributes.
     pub(super) fn attrs(&self) -> String {
         let mut s = format!(
