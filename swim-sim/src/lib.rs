@@ -7,6 +7,9 @@
 //! checked after every step and liveness (convergence) after the faults stop; the first
 //! violation stops the run and names the seed and time.
 //!
+//! A [`World`] is the event loop (nodes, network, virtual clock) that you can step and hit
+//! with faults; a scenario run is a timeline driving one:
+//!
 //! ```
 //! use swim_sim::{RunOptions, ScenarioBuilder, run};
 //!
