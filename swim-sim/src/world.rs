@@ -277,7 +277,7 @@ impl World {
         if let Some((w, _)) = self.record.as_mut()
             && let Err(e) = w.flush()
         {
-            self.flag_always(Violation::TraceWrite(e.to_string()));
+            self.flag(Violation::TraceWrite(e.to_string()));
         }
     }
 
@@ -375,17 +375,12 @@ impl World {
         &mut self.rng
     }
 
-    /// Records a violation found outside the world (the first one wins).
+    /// Records a broken invariant; the first one wins and halts the world.
     pub(crate) fn flag(&mut self, v: Violation) {
-        if self.violation.is_none() {
-            self.violation = Some((self.now, v));
-        }
-    }
-
-    fn flag_always(&mut self, v: Violation) {
         self.violation.get_or_insert((self.now, v));
     }
 
+    /// Records a broken invariant in place of any earlier one (a panic ends the run).
     pub(crate) fn set_violation(&mut self, v: Violation) {
         self.violation = Some((self.now, v));
     }

@@ -11,8 +11,6 @@ use crate::net::Fate;
 use crate::scenario::NodeId;
 
 impl World {
-    // ---- one step --------------------------------------------------------------------------
-
     /// Hands an input to node `v` now and carries out what it outputs.
     pub(super) fn deliver(&mut self, v: NodeId, input: Input<NodeId>) {
         let vi = v as usize;
@@ -168,7 +166,7 @@ impl World {
             buf.clear();
             trace::encode_frame(rec, buf);
             if let Err(e) = w.write_all(buf) {
-                self.flag_always(Violation::TraceWrite(e.to_string()));
+                self.flag(Violation::TraceWrite(e.to_string()));
             }
         }
     }
