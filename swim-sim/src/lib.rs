@@ -7,6 +7,9 @@
 //! checked after every step and liveness (convergence) after the faults stop; the first
 //! violation stops the run and names the seed and time.
 //!
+//! A [`World`] is the event loop (nodes, network, virtual clock) that you can step and hit
+//! with faults; a scenario run is a timeline driving one:
+//!
 //! ```
 //! use swim_sim::{RunOptions, ScenarioBuilder, run};
 //!
@@ -18,16 +21,21 @@
 //! ```
 
 pub mod html;
+pub mod invariants;
 mod metrics;
 mod net;
 pub mod report;
 pub mod scenario;
-mod sim;
+mod timeline;
 pub mod trace_file;
 mod workload;
+mod world;
 
+pub use invariants::Violation;
 pub use report::Report;
 pub use scenario::{
-    Fault, Knobs, NetworkSpec, Scenario, ScenarioBuilder, Start, StateWorkload, TimedFault,
+    Fault, FaultKind, Knobs, NetworkSpec, Scenario, ScenarioBuilder, Start, StateWorkload,
+    TimedFault,
 };
-pub use sim::{Progress, RunOptions, derive_seed, run};
+pub use timeline::{Progress, RunOptions, run};
+pub use world::{Happening, Life, LossId, Observed, PartitionId, Traffic, World, derive_seed};

@@ -7,6 +7,7 @@ use swim_proto::{Event, Instant};
 
 use crate::report::{Detection, Dissemination, FalsePositives, FaultWindow, Load, Series, Summary};
 use crate::scenario::NodeId;
+use crate::world::Traffic;
 
 /// Each observer's view (members it holds alive or suspect) against the true set of up nodes,
 /// kept incrementally: O(1) per view change, O(n) per change of the truth.
@@ -225,11 +226,8 @@ pub(crate) struct Metrics {
     heal_waiting: Vec<bool>,
     /// Per node: the last partition's end to its view first equalling the truth, ms.
     pub heal_node_ms: Vec<f64>,
-    pub datagrams: Vec<u64>,
-    pub bytes: Vec<u64>,
-    pub streams: Vec<u64>,
-    pub stream_bytes: Vec<u64>,
-    bytes_interval: Vec<u64>,
+    /// Per node: datagram bytes sent up to the last sample.
+    bytes_at_sample: Vec<u64>,
     pub series: Series,
     pub faults: Vec<FaultWindow>,
 }
@@ -260,11 +258,7 @@ impl Metrics {
             heal_anchor: None,
             heal_waiting: vec![false; n],
             heal_node_ms: Vec::new(),
-            datagrams: vec![0; n],
-            bytes: vec![0; n],
-            streams: vec![0; n],
-            stream_bytes: vec![0; n],
-            bytes_interval: vec![0; n],
+            bytes_at_sample: vec![0; n],
             series: Series::default(),
             faults: Vec::new(),
         }
@@ -436,21 +430,8 @@ impl Metrics {
         false_dead
     }
 
-    pub(crate) fn on_datagram(&mut self, from: NodeId, len: usize) {
-        let f = from as usize;
-        self.datagrams[f] += 1;
-        self.bytes[f] += len as u64;
-        self.bytes_interval[f] += len as u64;
-    }
-
-    pub(crate) fn on_stream(&mut self, from: NodeId, len: usize) {
-        let f = from as usize;
-        self.streams[f] += 1;
-        self.stream_bytes[f] += len as u64;
-    }
-
-    /// Appends one sample to the series.
-    pub(crate) fn sample(&mut self, now: Instant, interval_s: f64) {
+    /// Appends one sample to the series; `traffic` is what each node sent so far.
+    pub(crate) fn sample(&mut self, now: Instant, interval_s: f64, traffic: &[Traffic]) {
         let mut sizes: Vec<u32> = (0..self.views.n)
             .filter(|&o| self.views.up[o])
             .map(|o| self.views.view_size(o))
@@ -473,13 +454,14 @@ impl Metrics {
         let mut total = 0u64;
         let mut max = 0u64;
         let mut up = 0u64;
-        for o in 0..self.views.n {
+        for (o, t) in traffic.iter().enumerate().take(self.views.n) {
+            let bytes = t.datagram_bytes;
+            let interval = bytes - std::mem::replace(&mut self.bytes_at_sample[o], bytes);
             if self.views.up[o] {
                 up += 1;
-                total += self.bytes_interval[o];
-                max = max.max(self.bytes_interval[o]);
+                total += interval;
+                max = max.max(interval);
             }
-            self.bytes_interval[o] = 0;
         }
         s.bytes_mean
             .push(total as f64 / up.max(1) as f64 / interval_s);
@@ -524,16 +506,19 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn load(&self, seconds: f64) -> Load {
-        let n = self.bytes.len().max(1) as f64;
+    /// Load per node per second over a run of `seconds`, from what each node sent.
+    pub(crate) fn load(traffic: &[Traffic], seconds: f64) -> Load {
+        let n = traffic.len().max(1) as f64;
         let secs = seconds.max(1e-9);
-        let sum = |v: &[u64]| v.iter().sum::<u64>() as f64;
+        let sum = |f: fn(&Traffic) -> u64| traffic.iter().map(f).sum::<u64>() as f64;
         Load {
-            datagrams_per_node_s: sum(&self.datagrams) / n / secs,
-            bytes_per_node_s: sum(&self.bytes) / n / secs,
-            max_bytes_per_node_s: self.bytes.iter().copied().max().unwrap_or(0) as f64 / secs,
-            streams_per_node_s: sum(&self.streams) / n / secs,
-            stream_bytes_per_node_s: sum(&self.stream_bytes) / n / secs,
+            datagrams_per_node_s: sum(|t| t.datagrams) / n / secs,
+            bytes_per_node_s: sum(|t| t.datagram_bytes) / n / secs,
+            max_bytes_per_node_s: traffic.iter().map(|t| t.datagram_bytes).max().unwrap_or(0)
+                as f64
+                / secs,
+            streams_per_node_s: sum(|t| t.streams) / n / secs,
+            stream_bytes_per_node_s: sum(|t| t.stream_bytes) / n / secs,
         }
     }
 

@@ -1,12 +1,11 @@
 //! The simulated network: delay, loss, duplication, MTU and partitions, all drawn from the
 //! simulation's seeded RNG.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::RngCore;
-use swim_proto::Instant;
 
 use crate::scenario::{NetworkSpec, NodeId};
 
@@ -53,6 +52,8 @@ pub(crate) struct Network {
     pub extra_loss: Vec<(usize, f64)>,
     pub link_loss: HashMap<(NodeId, NodeId), f64>,
     pub partitions: Vec<Partition>,
+    /// Cut links (from, to): nothing passes.
+    pub cut: BTreeSet<(NodeId, NodeId)>,
     /// Whether any loss, partition or link loss ever applied (for the zero-loss invariant).
     pub ever_lossy: bool,
 }
@@ -72,12 +73,13 @@ impl Network {
             extra_loss: Vec::new(),
             link_loss: HashMap::new(),
             partitions: Vec::new(),
+            cut: BTreeSet::new(),
             ever_lossy,
         }
     }
 
     pub(crate) fn blocked(&self, from: NodeId, to: NodeId) -> bool {
-        self.partitions.iter().any(|p| p.blocks(from, to))
+        self.partitions.iter().any(|p| p.blocks(from, to)) || self.cut.contains(&(from, to))
     }
 
     pub(crate) fn delay(&self, rng: &mut ChaCha8Rng) -> Duration {
@@ -132,7 +134,7 @@ impl Network {
         (!self.blocked(from, to)).then(|| self.delay(rng))
     }
 
-    pub(crate) fn now_lossy(&mut self, _now: Instant) {
+    pub(crate) fn now_lossy(&mut self) {
         self.ever_lossy = true;
     }
 }

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::scenario::FaultKind;
+
 /// p50, p99 and max of a set of samples, in milliseconds; `None` (JSON `null`) without samples.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
@@ -109,6 +111,8 @@ pub struct FaultWindow {
     pub end_ms: f64,
     /// What it was ("crash node-3", "partition 50/50", "loss 5%"...).
     pub label: String,
+    /// Its kind.
+    pub kind: FaultKind,
 }
 
 /// Samples taken at a fixed interval of simulated time, for plots.

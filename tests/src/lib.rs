@@ -1,22 +1,21 @@
-//! An in-memory cluster harness for `swim-proto`: virtual time, network queues as data.
+//! An in-memory cluster harness for `swim-proto`: a thin layer over [`swim_sim::World`]
+//! (virtual time, network queues as data, one event loop for the whole workspace).
 //!
-//! Every node is a real [`Node`]; the "network" is a priority queue of deliveries ordered by
-//! (time, sequence). One seed drives every random choice (latency, loss, node seeds), so a
-//! run is reproducible from its seed. Faults are edits to that queue: loss, cut links,
-//! crashed nodes. This is the test-tier harness; the full simulator is `swim-sim`.
+//! Every node is a real [`Node`]; one seed drives every random choice (latency, loss, node
+//! seeds), so a run is reproducible from its seed. Faults are calls on the world: loss, cut
+//! links, crashed nodes. Every node's `check_invariants` and the world's per-step invariants
+//! run after every step; a broken one panics with the seed. This is the test-tier harness;
+//! `swim-sim` runs whole scenarios on the same world.
 
 pub mod fuzz;
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use swim_proto::{
-    Command, Config, Event, Identity, Input, Instant, MemberState, Node, NodeName, Output,
-};
+use swim_proto::{Command, Config, Event, Input, Instant, MemberState, Node};
+use swim_sim::{Happening, NetworkSpec, World};
 
 /// Node addresses in the harness are indices.
 pub type Addr = u32;
@@ -32,160 +31,92 @@ pub struct Observed {
     pub event: Event<Addr>,
 }
 
-enum Action {
-    Deliver { to: Addr, input: Input<Addr> },
-    Tick { to: Addr },
-}
-
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap and we want the earliest first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-struct Slot {
-    node: Option<Node<Addr>>,
-    name: String,
-    tick_at: Option<Instant>,
-    incarnations: u64,
-}
-
 /// A cluster of nodes on a simulated network.
 pub struct Cluster {
-    config: Config,
-    slots: Vec<Slot>,
-    now: Instant,
-    queue: BinaryHeap<Scheduled>,
-    seq: u64,
+    world: World,
+    /// Draws the join moments of [`Cluster::join_all_via`].
     rng: ChaCha8Rng,
-    seed: u64,
     /// Probability that a datagram is lost (streams are reliable).
     pub loss: f64,
     /// Minimum one-way delay.
     pub latency: Duration,
     /// Uniform extra delay on top of `latency`.
     pub jitter: Duration,
-    cut: BTreeSet<(Addr, Addr)>,
     /// Everything every node reported, in order.
     pub log: Vec<Observed>,
-    hasher: DefaultHasher,
-    /// Datagrams sent, all nodes together.
-    pub datagrams: u64,
-    out: Vec<Output<Addr>>,
-    /// Per-node configs that differ from the cluster's.
-    overrides: BTreeMap<Addr, Config>,
 }
 
 impl Cluster {
     /// `n` nodes named `node-0..`, at addresses `0..n`, not yet joined, all from one seed.
     pub fn new(n: usize, config: Config, seed: u64) -> Self {
-        let mut c = Cluster {
-            config,
-            slots: Vec::new(),
-            now: Instant::ZERO,
-            queue: BinaryHeap::new(),
-            seq: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            seed,
-            loss: 0.0,
-            latency: Duration::from_millis(1),
-            jitter: Duration::from_millis(2),
-            cut: BTreeSet::new(),
-            log: Vec::new(),
-            hasher: DefaultHasher::new(),
-            datagrams: 0,
-            out: Vec::new(),
-            overrides: BTreeMap::new(),
+        // No MTU: the nodes' own `max_packet_size` is the only size limit here.
+        let spec = NetworkSpec {
+            mtu: usize::MAX,
+            ..NetworkSpec::default()
         };
-        for i in 0..n {
-            c.slots.push(Slot {
-                node: None,
-                name: format!("node-{i}"),
-                tick_at: None,
-                incarnations: 0,
-            });
-            c.boot(i as Addr);
+        let mut world = World::new(n, config, spec.clone(), seed);
+        world.check_every_step(true);
+        world.enable_digest();
+        for v in 0..n as Addr {
+            world.boot(v);
         }
+        let mut c = Cluster {
+            world,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            loss: spec.loss,
+            latency: spec.base_delay,
+            jitter: spec.jitter,
+            log: Vec::new(),
+        };
+        c.collect();
         c
     }
 
     /// The seed this cluster was built from (print it when a test fails).
     pub fn seed(&self) -> u64 {
-        self.seed
+        self.world.seed()
+    }
+
+    /// The world underneath, for faults and queries the harness does not wrap.
+    pub fn world(&mut self) -> &mut World {
+        &mut self.world
     }
 
     /// Gives node `addr` its own config and boots it afresh with it (before it joins).
     pub fn configure(&mut self, addr: Addr, config: Config) {
-        self.overrides.insert(addr, config);
-        self.boot(addr);
-    }
-
-    fn boot(&mut self, addr: Addr) {
-        let seed = self.rng.next_u64();
-        let config = self.overrides.get(&addr).unwrap_or(&self.config).clone();
-        let slot = &mut self.slots[addr as usize];
-        slot.incarnations += 1;
-        let id = Identity::new(NodeName::new(&slot.name).unwrap(), addr);
-        slot.node = Some(Node::new(config, id, seed).expect("valid config"));
-        slot.tick_at = None;
-        self.schedule(self.now, Action::Tick { to: addr });
-    }
-
-    fn schedule(&mut self, at: Instant, action: Action) {
-        self.seq += 1;
-        self.queue.push(Scheduled {
-            at,
-            seq: self.seq,
-            action,
-        });
+        self.world.set_config(addr, config);
+        self.world.boot(addr);
+        self.collect();
     }
 
     /// Current simulated time.
     pub fn now(&self) -> Instant {
-        self.now
+        self.world.now()
     }
 
     /// Number of slots (running or not).
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.world.len()
     }
 
     /// Whether there are no nodes.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.world.is_empty()
     }
 
     /// The node at `addr`, if running.
     pub fn node(&self, addr: Addr) -> Option<&Node<Addr>> {
-        self.slots[addr as usize].node.as_ref()
+        self.world.node(addr)
     }
 
     /// Name of the node at `addr`.
     pub fn name(&self, addr: Addr) -> &str {
-        &self.slots[addr as usize].name
+        self.world.name(addr).as_str()
     }
 
     /// Addresses of running nodes that have not left.
     pub fn running(&self) -> Vec<Addr> {
-        (0..self.slots.len() as Addr)
+        (0..self.len() as Addr)
             .filter(|&a| {
                 self.node(a)
                     .is_some_and(|n| n.local().state == MemberState::Alive)
@@ -193,79 +124,69 @@ impl Cluster {
             .collect()
     }
 
+    /// Datagrams sent, all nodes together.
+    pub fn datagrams(&self) -> u64 {
+        self.world.all_traffic().iter().map(|t| t.datagrams).sum()
+    }
+
     /// Feeds an input to a node now, as the driver would.
     pub fn input(&mut self, addr: Addr, input: Input<Addr>) {
-        self.deliver(addr, input);
+        self.sync_network();
+        self.world.input(addr, input);
+        self.collect();
     }
 
     /// Every node but `seed` joins through `seed`, each at a random moment within `spread`.
     pub fn join_all_via(&mut self, seed: Addr, spread: Duration) {
-        for a in 0..self.slots.len() as Addr {
+        for a in 0..self.len() as Addr {
             if a != seed {
-                let at = self.now + random_duration(&mut self.rng, spread);
+                let at = self.now() + random_duration(&mut self.rng, spread);
                 let input = Input::Command(Command::Join { seeds: vec![seed] });
-                self.schedule(at, Action::Deliver { to: a, input });
+                self.world.input_at(at, a, input);
             }
         }
     }
 
     /// Stops a node abruptly: no leave, no more packets.
     pub fn crash(&mut self, addr: Addr) {
-        self.slots[addr as usize].node = None;
+        self.world.crash(addr);
+        self.collect();
     }
 
     /// Starts a crashed (or running) node afresh under the same name and address, and joins
     /// it through `seed`.
     pub fn restart(&mut self, addr: Addr, seed: Addr) {
-        self.boot(addr);
+        self.world.boot(addr);
         let input = Input::Command(Command::Join { seeds: vec![seed] });
-        self.schedule(self.now, Action::Deliver { to: addr, input });
+        self.world.input_at(self.now(), addr, input);
+        self.collect();
     }
 
     /// Cuts both directions between `addr` and every other node.
     pub fn isolate(&mut self, addr: Addr) {
-        for b in 0..self.slots.len() as Addr {
-            if b != addr {
-                self.cut.insert((addr, b));
-                self.cut.insert((b, addr));
-            }
-        }
+        self.world.isolate(addr);
     }
 
     /// Cuts one direction of one link.
     pub fn cut(&mut self, from: Addr, to: Addr) {
-        self.cut.insert((from, to));
+        self.world.cut(from, to);
     }
 
     /// Restores every link.
     pub fn heal(&mut self) {
-        self.cut.clear();
+        self.world.repair_all();
     }
 
     /// Runs until `deadline`.
     pub fn run_until(&mut self, deadline: Instant) {
-        while let Some(next) = self.queue.peek() {
-            if next.at > deadline {
-                break;
-            }
-            let s = self.queue.pop().expect("peeked");
-            self.now = s.at;
-            match s.action {
-                Action::Deliver { to, input } => self.deliver(to, input),
-                Action::Tick { to } => {
-                    if self.slots[to as usize].tick_at == Some(s.at) {
-                        self.slots[to as usize].tick_at = None;
-                    }
-                    self.deliver(to, Input::Tick);
-                }
-            }
-        }
-        self.now = deadline;
+        self.sync_network();
+        self.world.run_until(deadline);
+        self.collect();
     }
 
     /// Runs for `d` of simulated time.
     pub fn run_for(&mut self, d: Duration) {
-        self.run_until(self.now + d);
+        self.run_until(self.now() + d);
     }
 
     /// Runs in steps of `step` until `done` holds or `limit` passes; returns whether it held.
@@ -275,8 +196,8 @@ impl Cluster {
         step: Duration,
         mut done: impl FnMut(&Cluster) -> bool,
     ) -> bool {
-        let end = self.now + limit;
-        while self.now < end {
+        let end = self.now() + limit;
+        while self.now() < end {
             if done(self) {
                 return true;
             }
@@ -285,57 +206,26 @@ impl Cluster {
         done(self)
     }
 
-    fn deliver(&mut self, to: Addr, input: Input<Addr>) {
-        let now = self.now;
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        {
-            let Some(node) = self.slots[to as usize].node.as_mut() else {
-                return;
-            };
-            node.handle_into(input, now, &mut out);
-            node.check_invariants();
-        }
-        for o in out.drain(..) {
-            match o {
-                Output::SendDatagram { to: dst, bytes } => {
-                    self.datagrams += 1;
-                    bytes.hash(&mut self.hasher);
-                    if self.rng.next_u64() as f64 / u64::MAX as f64 >= self.loss {
-                        self.send(to, dst, Input::Datagram { from: to, bytes });
-                    }
-                }
-                Output::SendStream { to: dst, bytes } => {
-                    bytes.hash(&mut self.hasher);
-                    self.send(to, dst, Input::Stream { from: to, bytes });
-                }
-                Output::TickAt(at) => {
-                    let slot = &mut self.slots[to as usize];
-                    if slot.tick_at.is_none_or(|t| at < t) {
-                        slot.tick_at = Some(at);
-                        self.schedule(at.max(now), Action::Tick { to });
-                    }
-                }
-                Output::Event(event) => {
-                    format!("{event:?}").hash(&mut self.hasher);
-                    self.log.push(Observed {
-                        at: now,
-                        observer: to,
-                        event,
-                    });
-                }
-                other => panic!("unexpected output {other:?}"),
-            }
-        }
-        self.out = out;
+    /// Hands the public network knobs to the world.
+    fn sync_network(&mut self) {
+        self.world.set_loss(self.loss);
+        self.world.set_delay(self.latency, self.jitter);
     }
 
-    fn send(&mut self, from: Addr, to: Addr, input: Input<Addr>) {
-        if to as usize >= self.slots.len() || self.cut.contains(&(from, to)) {
-            return;
+    /// Moves the world's observations into the log; panics on a broken invariant.
+    fn collect(&mut self) {
+        for o in self.world.drain_observed() {
+            if let Happening::Event(event) = o.what {
+                self.log.push(Observed {
+                    at: o.at,
+                    observer: o.node,
+                    event,
+                });
+            }
         }
-        let delay = self.latency + random_duration(&mut self.rng, self.jitter);
-        self.schedule(self.now + delay, Action::Deliver { to, input });
+        if let Some((at, v)) = self.world.violation() {
+            panic!("seed {} at {at}: invariant violated: {v}", self.seed());
+        }
     }
 
     /// Names of the members `addr` holds alive or suspect, itself included.
@@ -387,9 +277,12 @@ impl Cluster {
         self.log.iter().filter(|o| pred(o)).count()
     }
 
-    /// Hash of every datagram, stream message and event emitted so far, in order.
+    /// Hash of every output (datagrams, stream messages, events, ticks) of every node so far,
+    /// in order.
     pub fn output_hash(&self) -> u64 {
-        self.hasher.clone().finish()
+        self.world
+            .output_digest()
+            .expect("the harness enables the digest")
     }
 }
 

@@ -1,0 +1,143 @@
+//! Scenario files (TOML) and the checks every scenario passes before it runs.
+
+use super::*;
+
+impl Scenario {
+    /// Parses a TOML scenario file's contents. Unknown fields are rejected by name.
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let mut s: Scenario =
+            toml::from_str(text).map_err(|e| ScenarioError(format!("scenario file: {e}")))?;
+        s.faults.sort_by_key(|f| f.at);
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks node indices, probabilities and the config; names what is wrong.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let err = |m: String| Err(ScenarioError(m));
+        if self.nodes < 1 {
+            return err("nodes must be at least 1".into());
+        }
+        self.config
+            .validate()
+            .map_err(|e| ScenarioError(format!("config: {e}")))?;
+        for (field, p) in [
+            ("network.loss", self.network.loss),
+            ("network.duplicate", self.network.duplicate),
+            (
+                "network.heavy_tail_probability",
+                self.network.heavy_tail_probability,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return err(format!("{field} must be within 0..=1, got {p}"));
+            }
+        }
+        if self.sample_interval.is_zero() {
+            return err("sample_interval must be greater than zero".into());
+        }
+        if let Some(w) = &self.workload {
+            if !(w.writes_per_node_per_s > 0.0 && w.writes_per_node_per_s <= 1000.0) {
+                return err(format!(
+                    "workload.writes_per_node_per_s must be within (0, 1000], got {}",
+                    w.writes_per_node_per_s
+                ));
+            }
+            if w.keys_per_node == 0 {
+                return err("workload.keys_per_node must be at least 1".into());
+            }
+            if w.value_size < 8 || w.value_size > self.config.state.max_value_size {
+                return err(format!(
+                    "workload.value_size must be within 8..={} (config.state.max_value_size), got {}",
+                    self.config.state.max_value_size, w.value_size
+                ));
+            }
+            if w.ty.is_empty() || !self.config.state.stores(&w.ty) {
+                return err(format!(
+                    "workload.ty {:?} must be a non-empty type the nodes store",
+                    w.ty
+                ));
+            }
+        }
+        let n = self.nodes as NodeId;
+        for &j in self.late_joiners.iter().chain(&self.seeds) {
+            if j >= n {
+                return err(format!("node {j} is out of range 0..{n}"));
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            let bad = |m: &str| {
+                Err(ScenarioError(format!(
+                    "faults[{i}] ({}): {m}",
+                    f.fault.label()
+                )))
+            };
+            let nodes: Vec<NodeId> = match &f.fault {
+                Fault::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
+                Fault::LinkLoss { from, to, .. } => vec![*from, *to],
+                other => fault_node(other).into_iter().collect(),
+            };
+            if let Some(&x) = nodes.iter().find(|&&x| x >= n) {
+                return bad(&format!("node {x} is out of range 0..{n}"));
+            }
+            if let Fault::Loss { rate, .. } | Fault::LinkLoss { rate, .. } = f.fault
+                && !(0.0..=1.0).contains(&rate)
+            {
+                return bad("rate must be within 0..=1");
+            }
+            if let Fault::Join { node } = f.fault
+                && !self.late_joiners.contains(&node)
+            {
+                return bad("a joining node must be listed in late_joiners");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_scenarios_parse_and_reject_unknown_fields() {
+        let text = r#"
+            name = "file"
+            nodes = 20
+            duration = "90s"
+            [network]
+            loss = 0.01
+            jitter = "5ms"
+            [config]
+            probe_interval = "2s"
+            [[faults]]
+            at = "30s"
+            kind = "crash"
+            node = 4
+            [[faults]]
+            at = "40s"
+            kind = "partition"
+            groups = [[0, 1, 2]]
+            duration = "10s"
+        "#;
+        let s = Scenario::from_toml(text).unwrap();
+        assert_eq!(
+            (s.nodes, s.duration, s.faults.len()),
+            (20, Duration::from_secs(90), 2)
+        );
+        assert_eq!(s.config.probe_interval, Duration::from_secs(2));
+        assert_eq!(s.network.jitter, Duration::from_millis(5));
+        let bad = Scenario::from_toml("nodes = 3\nprobe = 1").unwrap_err();
+        assert!(bad.0.contains("probe"), "{bad}");
+        let bad =
+            Scenario::from_toml("nodes = 3\n[[faults]]\nat = \"1s\"\nkind = \"crash\"\nnode = 9")
+                .unwrap_err();
+        assert!(bad.0.contains("out of range"), "{bad}");
+        let bad =
+            Scenario::from_toml("nodes = 3\n[[faults]]\nat = \"1s\"\nkind = \"crash\"\nnod = 1")
+                .unwrap_err();
+        assert!(bad.0.contains("nod"), "{bad}");
+        let bad = Scenario::from_toml("nodes = 3\n[config]\nprobe_interval = \"0s\"").unwrap_err();
+        assert!(bad.0.contains("probe_interval"), "{bad}");
+    }
+}
