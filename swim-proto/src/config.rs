@@ -6,14 +6,9 @@ use core::fmt;
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
-/// Largest packet a UDP datagram can carry over IPv4 (65,535 − 8 − 20 bytes).
-pub const MAX_DATAGRAM_SIZE: usize = 65_507;
-/// Smallest allowed `max_packet_size`: the IPv4 minimum reassembly buffer.
-pub const MIN_DATAGRAM_SIZE: usize = 512;
-/// Hard wire limit on a node name's length in bytes; `Config::max_name_len` may lower it.
-pub const MAX_NAME_LEN: usize = 255;
-/// Hard wire limit on a cluster label's length in bytes.
-pub const MAX_LABEL_LEN: usize = 255;
+pub use crate::packet::{
+    MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN, MIN_DATAGRAM_SIZE,
+};
 
 /// Everything tunable about a node. Build one from a preset ([`Config::lan`], [`Config::wan`],
 /// [`Config::local`]), change fields, and let [`Node::new`](crate::Node::new) validate it.
@@ -250,9 +245,6 @@ impl StateTypeConfig {
         self
     }
 }
-
-/// Hard wire limit on a state type name's length in bytes.
-pub const MAX_STATE_TYPE_LEN: usize = 64;
 
 impl Default for StateConfig {
     fn default() -> Self {

@@ -218,46 +218,6 @@ impl Keyring {
         Ok(())
     }
 
-    /// Encrypts a whole plaintext packet (as built by `wire::encode_datagram` or
-    /// `encode_stream`) with the primary key, for tools and tests that craft packets outside a
-    /// node. The node itself encrypts as it builds packets.
-    pub fn encrypt_packet(
-        &self,
-        packet: &[u8],
-        nonce: [u8; NONCE_LEN],
-    ) -> Result<Vec<u8>, DecodeError> {
-        let label_len = usize::from(*packet.get(1).ok_or(DecodeError::Truncated)?);
-        let header_len = 2 + label_len + 1;
-        if packet.len() < header_len {
-            return Err(DecodeError::Truncated);
-        }
-        if packet[header_len - 1] & crate::wire::FLAG_ENCRYPTED != 0 {
-            return Err(DecodeError::Encrypted);
-        }
-        let mut buf = Vec::with_capacity(packet.len() + ENCRYPTION_OVERHEAD);
-        buf.extend_from_slice(&packet[..header_len]);
-        buf[header_len - 1] |= crate::wire::FLAG_ENCRYPTED;
-        buf.extend_from_slice(&[0; NONCE_LEN]);
-        let start = buf.len();
-        buf.extend_from_slice(&packet[header_len..]);
-        self.seal(&mut buf, start, nonce);
-        Ok(buf)
-    }
-
-    /// Checks an encrypted packet's header against `label` and decrypts its payload with any
-    /// installed key, as a receiving node does; for tools and tests that inspect what a node
-    /// sent. Returns the plaintext payload (what follows the header).
-    pub fn decrypt_packet(&self, packet: &[u8], label: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        let header = crate::wire::read_header(packet, label)?;
-        if header.flags & crate::wire::FLAG_ENCRYPTED == 0 {
-            return Err(DecodeError::NotEncrypted);
-        }
-        let (aad, sealed) = packet.split_at(header.len);
-        let mut out = Vec::new();
-        self.open(aad, sealed, &mut out)?;
-        Ok(out)
-    }
-
     /// Encrypts `buf[start..]` in place with the primary key. `buf[start - NONCE_LEN..start]`
     /// receives the nonce, `buf[..start - NONCE_LEN]` is authenticated as associated data, and
     /// the tag is appended.

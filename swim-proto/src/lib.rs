@@ -81,29 +81,29 @@ extern crate alloc;
 extern crate std;
 
 mod config;
-mod dissemination;
 mod health;
 mod io;
 pub mod keyring;
 mod member;
 mod membership;
 mod node;
-mod probe;
+mod packet;
 mod state;
 mod stats;
-mod suspicion;
 mod time;
 pub mod trace;
 pub mod wire;
 
 pub use config::{
-    Config, ConfigError, MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN,
-    MIN_DATAGRAM_SIZE, StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig, duration,
+    Config, ConfigError, StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig, duration,
 };
 pub use io::{Command, CommandError, Event, Identity, Input, Output, StateWrite};
 pub use keyring::{Keyring, KeyringError, SecretKey};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};
 pub use node::{Address, Node, View};
+pub use packet::{
+    MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN, MIN_DATAGRAM_SIZE,
+};
 pub use state::{ChangeCause, StateEntry, StateError, StateKey, stamp_cmp};
 pub use stats::{DropReason, Drops, PerKind, StateStats, Stats};
 pub use time::Instant;

@@ -12,7 +12,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use crate::member::{Member, MemberState};
-use crate::suspicion::Suspicion;
+use crate::node::suspicion::Suspicion;
 use crate::time::Instant;
 
 /// The deadline attached to a member, which depends on its state.

@@ -1,13 +1,11 @@
-//! Wire codec: packet framing, the message kinds, and bounds-checked decoding.
+//! Wire codec: the message kinds and bounds-checked decoding.
 //!
-//! Every packet, datagram or stream, starts with a header:
+//! Deliberately public: tools, the simulator, tests and fuzz targets craft and inspect packets
+//! with it. The node itself needs none of it from a driver.
 //!
-//! ```text
-//! [version: u8 = 1][label length: u8][label bytes][flags: u8]
-//! ```
-//!
-//! With encryption on (flag bit 0), the rest is `[nonce: 12][ciphertext][tag: 16]` and the header
-//! is the associated data (see `keyring`). The plaintext payload of a datagram carries one postcard-encoded [`Message`] followed by a varint count and that
+//! Every packet, datagram or stream, starts with the header of [`crate::packet`] (version,
+//! cluster label, flags), re-exported here; with encryption on, the payload is sealed there
+//! too. The plaintext payload of a datagram carries one postcard-encoded [`Message`] followed by a varint count and that
 //! many postcard-encoded [`Update`]s (the piggybacked gossip, SWIM §4.1). A stream message carries
 //! a [`StreamHeader`] followed by a varint count and that many [`Update`]s (a full membership
 //! snapshot for push-pull). Decoding borrows names and metadata from the input, checks every
@@ -20,12 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::member::MemberState;
-
-/// Version byte that starts every packet. Packets with another version are dropped and counted.
-pub const PROTOCOL_VERSION: u8 = 1;
-
-/// Header flag: the payload is encrypted.
-pub const FLAG_ENCRYPTED: u8 = 1;
+use crate::packet::plaintext;
+pub use crate::packet::{FLAG_ENCRYPTED, Header, PROTOCOL_VERSION, read_header, write_header};
 
 /// Smallest encoded size of one [`Update`], used to bound counts before allocating.
 const MIN_UPDATE_LEN: usize = 4;
@@ -403,24 +397,6 @@ pub struct StreamMessage<'a, A> {
     pub state: Option<StateSync<'a>>,
 }
 
-/// Writes the packet header (version, cluster label, flags) at the end of `out`.
-pub fn write_header(out: &mut Vec<u8>, label: &[u8], flags: u8) {
-    debug_assert!(label.len() <= crate::config::MAX_LABEL_LEN);
-    out.push(PROTOCOL_VERSION);
-    out.push(label.len() as u8);
-    out.extend_from_slice(label);
-    out.push(flags);
-}
-
-/// A checked packet header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Flag bits ([`FLAG_ENCRYPTED`]).
-    pub flags: u8,
-    /// Header length in bytes: the payload starts here.
-    pub len: usize,
-}
-
 /// Appends the postcard encoding of `value` to `out`.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     let buf = core::mem::take(out);
@@ -432,39 +408,6 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 /// Appends a varint-encoded count to `out`.
 pub(crate) fn encode_count(count: usize, out: &mut Vec<u8>) {
     encode_into(&(count as u32), out);
-}
-
-/// Checks version, cluster label and flags.
-pub fn read_header(bytes: &[u8], label: &[u8]) -> Result<Header, DecodeError> {
-    let (&version, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
-    if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
-    let (&len, rest) = rest.split_first().ok_or(DecodeError::Truncated)?;
-    let len = usize::from(len);
-    if rest.len() < len + 1 {
-        return Err(DecodeError::Truncated);
-    }
-    if &rest[..len] != label {
-        return Err(DecodeError::LabelMismatch);
-    }
-    let flags = rest[len];
-    if flags & !FLAG_ENCRYPTED != 0 {
-        return Err(DecodeError::Malformed);
-    }
-    Ok(Header {
-        flags,
-        len: 2 + len + 1,
-    })
-}
-
-/// The plaintext payload of a packet, or [`DecodeError::Encrypted`].
-fn plaintext<'a>(bytes: &'a [u8], label: &[u8]) -> Result<&'a [u8], DecodeError> {
-    let h = read_header(bytes, label)?;
-    if h.flags & FLAG_ENCRYPTED != 0 {
-        return Err(DecodeError::Encrypted);
-    }
-    Ok(&bytes[h.len..])
 }
 
 fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {

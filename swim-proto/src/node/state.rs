@@ -4,12 +4,12 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{Address, Node, Timer};
+use super::timers::{Timer, TimerKind};
+use super::{Address, Node};
 use crate::io::{CommandError, Event, Output, StateWrite};
 use crate::member::{MemberState, NodeName};
 use crate::state::{Applied, ChangeCause, StateEntry, StateError, StateKey};
 use crate::stats::DropReason;
-use crate::time::Instant;
 use crate::wire::{
     self, DeltaGroup, MessageKind, Reset, StateSync, StateUpdate, StreamHeader, StreamKind,
     SyncPhase, TypeDigest,
@@ -229,9 +229,7 @@ impl<A: Address> Node<A> {
         );
         if bytes.len() <= room {
             self.stats.state.queue_dropped += self.state_queue.push(key, bytes) as u64;
-            if self.next_gossip_at == Instant::MAX && self.started {
-                self.next_gossip_at = self.now + self.config.gossip_interval;
-            }
+            self.arm_gossip();
             return;
         }
         let group = DeltaGroup {
@@ -264,9 +262,10 @@ impl<A: Address> Node<A> {
     /// Periodic anti-entropy: send this node's watermarks to one random live member.
     pub(super) fn on_sync_round(&mut self, out: &mut Vec<Output<A>>) {
         let interval = self.config.state.sync_interval;
-        self.next_sync_at = (!interval.is_zero()).then(|| self.now + interval);
+        let at = (!interval.is_zero()).then(|| self.now + interval);
+        self.timers.set(TimerKind::Sync, at);
         if self.local.state == MemberState::Left {
-            self.next_sync_at = None;
+            self.timers.clear(TimerKind::Sync);
             return;
         }
         if self.state.is_blank() {
@@ -552,7 +551,7 @@ impl<A: Address> Node<A> {
             // Its view record goes when its tombstone would.
             let at = self.now + self.config.tombstone_retention;
             self.timers
-                .insert((at, Timer::Expire(origin.clone(), view_type.into())));
+                .push(at, Timer::Expire(origin.clone(), view_type.into()));
             keys.retain(|k| !k.ty().starts_with("swim."));
             if keys.is_empty() {
                 return;
@@ -562,7 +561,7 @@ impl<A: Address> Node<A> {
             if let Some(delay) = t.expire_after_origin_failure {
                 let ty: Arc<str> = t.name.as_str().into();
                 self.timers
-                    .insert((self.now + delay, Timer::Expire(origin.clone(), ty)));
+                    .push(self.now + delay, Timer::Expire(origin.clone(), ty));
             }
         }
         out.push(Output::Event(Event::OriginFailed {
@@ -621,7 +620,8 @@ impl<A: Address> Node<A> {
     }
 
     pub(super) fn arm_collection(&mut self) {
-        self.next_collect_at = self.state.next_collection();
+        let at = self.state.next_collection();
+        self.timers.set(TimerKind::Collect, at);
     }
 
     /// Refreshes the size figures in `Stats::state`.

@@ -1,13 +1,100 @@
-//! Suspicion: Lifeguard's dynamic suspicion timeout and the protocol's scaling formulas.
+//! Suspicion (SWIM §4.2, Lifeguard §IV-B): a member that missed a probe is suspected before it
+//! is declared dead, and Lifeguard's dynamic timeout shrinks as independent accusers confirm;
+//! tombstones of dead and departed members are reaped after `tombstone_retention`.
 //!
-//! All formulas use integer fixed-point logarithms so every platform computes the same
-//! deadlines from the same inputs (no floating-point libm in the core).
+//! The protocol's scaling formulas live here too. All of them use integer fixed-point
+//! logarithms so every platform computes the same deadlines from the same inputs (no
+//! floating-point libm in the core).
 
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::timers::Timer;
+use super::{Address, Node, Source};
+use crate::io::{Event, Output};
 use crate::member::NodeName;
 use crate::time::Instant;
+use crate::wire::Update;
+
+impl<A: Address> Node<A> {
+    pub(super) fn new_suspicion(&mut self, incarnation: u64, accuser: &str) -> Suspicion {
+        let n = self.members.active() + 1;
+        let min = min_suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
+        let max = min.saturating_mul(self.config.suspicion_max_timeout_mult);
+        let k = self.config.suspicion_mult.saturating_sub(2);
+        let wanted = if n.saturating_sub(2) < k as usize {
+            0
+        } else {
+            k
+        };
+        let accuser = NodeName::new(accuser).expect("accuser names are validated on receipt");
+        Suspicion::new(incarnation, accuser, self.now, min, max, wanted)
+    }
+
+    pub(super) fn on_suspicion_timeout(&mut self, name: &NodeName, out: &mut Vec<Output<A>>) {
+        let Some(e) = self.members.get(name.as_str()) else {
+            return;
+        };
+        let Some(s) = e.suspicion() else { return };
+        if s.deadline > self.now {
+            return; // superseded by a later suspicion at a higher incarnation
+        }
+        let (inc, addr) = (e.member.incarnation, e.member.addr.clone());
+        self.stats.deaths_declared += 1;
+        self.apply_update(
+            &Update::Dead {
+                name: name.as_str(),
+                incarnation: inc,
+                addr,
+            },
+            Source::Local,
+            out,
+        );
+    }
+
+    pub(super) fn on_reap(&mut self, name: &NodeName, out: &mut Vec<Output<A>>) {
+        let Some(e) = self.members.get(name.as_str()) else {
+            return;
+        };
+        if e.reap_at().is_none_or(|t| t > self.now) {
+            return;
+        }
+        let e = self
+            .members
+            .remove(name.as_str())
+            .expect("reaped member exists");
+        out.push(Output::Event(Event::MemberRemoved(e.member)));
+    }
+
+    /// Makes room at the member table's cap by reaping the tombstone due soonest.
+    pub(super) fn evict_oldest_tombstone(&mut self, out: &mut Vec<Output<A>>) -> bool {
+        let victim = self.timers.queued().find_map(|(t, timer)| match timer {
+            Timer::Reap(n) => {
+                let e = self.members.get(n.as_str())?;
+                (e.reap_at() == Some(*t)).then(|| n.clone())
+            }
+            _ => None,
+        });
+        let Some(name) = victim else { return false };
+        let e = self.members.remove(name.as_str()).expect("victim exists");
+        out.push(Output::Event(Event::MemberRemoved(e.member)));
+        true
+    }
+
+    /// Lifeguard §IV-B: an independent accuser confirms; the timeout shrinks.
+    pub(super) fn confirm_suspicion(&mut self, slot: usize, accuser: &str) -> bool {
+        let e = self.members.at_mut(slot);
+        let Some(s) = e.suspicion_mut() else {
+            return false;
+        };
+        if !s.confirm(accuser) {
+            return false;
+        }
+        let (deadline, name) = (s.deadline, e.member.name.clone());
+        self.timers.push(deadline, Timer::Suspicion(name));
+        true
+    }
+}
 
 /// log2(x) in Q16 fixed point (16 fractional bits), for x >= 1.
 pub(crate) fn log2_q16(x: u64) -> u64 {
