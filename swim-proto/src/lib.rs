@@ -81,6 +81,7 @@ extern crate alloc;
 extern crate std;
 
 mod config;
+mod hash;
 mod health;
 mod io;
 pub mod keyring;
@@ -97,6 +98,7 @@ pub mod wire;
 pub use config::{
     Config, ConfigError, StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig, duration,
 };
+pub use hash::{Fnv1a64, fnv1a64};
 pub use io::{Command, CommandError, Event, Identity, Input, Output, StateWrite};
 pub use keyring::{Keyring, KeyringError, SecretKey};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};

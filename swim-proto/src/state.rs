@@ -1037,13 +1037,8 @@ impl StateStore {
     /// `swim.` types left out): equal on two nodes exactly when they hold the same stamps (up to
     /// hash collisions).
     pub(crate) fn fingerprint(&self) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        let mut eat = |b: &[u8]| {
-            for &x in b {
-                h ^= u64::from(x);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+        let mut h = crate::hash::Fnv1a64::new();
+        let mut eat = |b: &[u8]| h.write(b);
         for (k, e) in self.iter().filter(|(k, _)| !k.ty().starts_with("swim.")) {
             eat(k.ty.as_bytes());
             eat(&[0]);
@@ -1053,7 +1048,7 @@ impl StateStore {
             eat(e.origin.as_str().as_bytes());
             eat(&[0xff]);
         }
-        h
+        h.finish()
     }
 }
 

@@ -301,13 +301,8 @@ impl<A: Address> Node<A> {
 
     /// A hash of this node's watermarks (FNV-1a over type, origin and watermark, in order).
     fn digest_summary(&self) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        let mut eat = |b: &[u8]| {
-            for &x in b {
-                h ^= u64::from(x);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+        let mut h = crate::hash::Fnv1a64::new();
+        let mut eat = |b: &[u8]| h.write(b);
         for t in self.typed_digest() {
             eat(t.ty.as_bytes());
             eat(&[0xff]);
@@ -316,7 +311,7 @@ impl<A: Address> Node<A> {
                 eat(&wm.to_le_bytes());
             }
         }
-        h
+        h.finish()
     }
 
     fn typed_digest(&self) -> Vec<TypeDigest<'_>> {
