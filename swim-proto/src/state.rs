@@ -18,6 +18,7 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::time::Duration;
+use serde::Serialize;
 
 use foldhash::fast::FixedState;
 
@@ -33,6 +34,17 @@ pub type TypeName = Arc<str>;
 pub struct StateKey {
     ty: TypeName,
     key: Arc<str>,
+}
+
+/// Serialized as a struct with the fields `type` and `key`.
+impl Serialize for StateKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("StateKey", 2)?;
+        st.serialize_field("type", &*self.ty)?;
+        st.serialize_field("key", &*self.key)?;
+        st.end()
+    }
 }
 
 impl Hash for StateKey {
@@ -82,11 +94,14 @@ impl fmt::Display for StateKey {
 }
 
 /// One entry as a node holds it: a value or a deletion, and the stamp of the write.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Serialized with the fields `value` (lossy UTF-8 text in human-readable formats, bytes
+/// otherwise; `null` for a deletion), `version` and `origin`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StateEntry {
     /// The value, or `None` if the entry was deleted (a tombstone, collected after
     /// `StateConfig::tombstone_ttl`).
+    #[serde(serialize_with = "crate::io::ser::opt_text")]
     pub value: Option<Arc<[u8]>>,
     /// The origin's Lamport timestamp for the write.
     pub version: u64,
@@ -114,8 +129,9 @@ pub fn stamp_cmp(v1: u64, o1: &str, v2: u64, o2: &str) -> Ordering {
     v1.cmp(&v2).then_with(|| o1.as_bytes().cmp(o2.as_bytes()))
 }
 
-/// Why an entry changed on this node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why an entry changed on this node. Serialized as `remote`, `expired` or `reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ChangeCause {
     /// A newer write arrived (by gossip or anti-entropy).
