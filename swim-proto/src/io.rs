@@ -13,6 +13,14 @@ use crate::time::Instant;
 
 /// Everything that can happen to a node. A trace of `(now, Input)` pairs plus the seed and
 /// config replays a node exactly.
+///
+/// **Starting.** A node's first input, whichever it is, starts its periodic timers at that
+/// input's `now` ([`Node::start`](crate::Node::start) is the same as a first [`Input::Tick`]).
+///
+/// **Payload ownership.** Both packet inputs own their bytes (`Vec<u8>`), so an input can be
+/// recorded in a trace and replayed. A driver that holds a received packet in a borrowed
+/// buffer uses [`Node::handle_datagram`](crate::Node::handle_datagram) or
+/// [`Node::handle_stream`](crate::Node::handle_stream) instead: same outputs, no copy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Deserialize<'de>"))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -33,7 +41,8 @@ pub enum Input<A> {
         /// The message's bytes.
         bytes: Vec<u8>,
     },
-    /// Time passed; due timers fire. Ticking at any `now` is idempotent.
+    /// Time passed; due timers fire. Ticking at any `now` is idempotent. As a node's first
+    /// input, it only starts the node.
     Tick,
     /// An application command.
     Command(Command<A>),

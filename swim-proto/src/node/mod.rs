@@ -14,7 +14,7 @@
 //! | `heal` | partition healing | `HealState` |
 //! | `command` | application commands | |
 //! | `receive` | decoding and dispatch of received packets | `Buffers::plain` |
-//! | `state` | replicated key/value state (`docs/protocol.md` §10) | `state`, `state_queue` |
+//! | `state`, `state_sync` | replicated key/value state and its anti-entropy (`docs/protocol.md` §10) | `state`, `state_queue` |
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
 //!
 //! Packet framing and encryption are `crate::packet`.
@@ -34,6 +34,7 @@ mod heal;
 pub(crate) mod probe;
 mod receive;
 mod state;
+mod state_sync;
 pub(crate) mod suspicion;
 mod sync;
 mod timers;
