@@ -63,6 +63,20 @@
 //!   were already due still fire first, as on any input.
 //! - A broken internal invariant panics, with a message naming it.
 //!
+//! # Public surface
+//!
+//! A driver needs the crate root: [`Node`], [`Config`], [`Input`], [`Output`], [`Event`],
+//! [`Command`], [`Instant`] and the types they carry. Three modules are public on purpose, for
+//! tools rather than drivers:
+//!
+//! - [`wire`]: the message codec, for the simulator, tests and fuzz targets that craft and
+//!   inspect packets (packet framing and encryption stay inside the crate, `packet`);
+//! - [`trace`]: the trace format and output digests, for recording and replaying runs;
+//! - [`keyring`]: keys and their rotation, and sealing packets built outside a node.
+//!
+//! [`duration`] is the serde helper for `"1.5s"`-style durations, public for drivers' own
+//! config files. [`fnv1a64`] is the stable hash behind every digest and checksum.
+//!
 //! # Protocol
 //!
 //! SWIM (Das, Gupta, Motivala, 2002) with the Lifeguard extensions (Dadgar et al., 2018):

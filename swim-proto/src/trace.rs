@@ -10,6 +10,8 @@
 //! ```
 //!
 //! This module only encodes and decodes bytes; reading and writing files is the driver's job.
+//! Deliberately public: the simulator and the tokio driver record traces, `swim-sim replay`
+//! reads them.
 
 use alloc::boxed::Box;
 use alloc::string::String;

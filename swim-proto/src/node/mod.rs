@@ -260,7 +260,7 @@ impl<A: Address> Node<A> {
     }
 
     /// Runs a command and reports whether it was accepted. Same outputs as
-    /// `handle_into(Input::Command(..))`, including [`Event::CommandRejected`] on error; on
+    /// `handle_into(Input::Command(..))`, including [`Event::CommandRejected`](crate::Event::CommandRejected) on error; on
     /// error the node's state is unchanged.
     pub fn command(
         &mut self,
