@@ -21,6 +21,11 @@ impl<A: Address> Node<A> {
         r
     }
 
+    /// The keyring, for a key command; [`CommandError::NoKeyring`] without encryption.
+    fn keyring_mut(&mut self) -> Result<&mut crate::keyring::Keyring, CommandError> {
+        self.config.keyring.as_mut().ok_or(CommandError::NoKeyring)
+    }
+
     pub(super) fn try_command(
         &mut self,
         command: Command<A>,
@@ -49,14 +54,7 @@ impl<A: Address> Node<A> {
                 self.sync.seeds = unique;
                 self.sync.join_pending = true;
                 self.sync.join_backoff = self.config.join_retry_initial;
-                self.contact_seeds(out);
-                self.timers
-                    .set(TimerKind::Join, self.now + self.sync.join_backoff);
-                self.sync.join_backoff = self
-                    .sync
-                    .join_backoff
-                    .saturating_mul(2)
-                    .min(self.config.join_retry_max);
+                self.contact_seeds_backing_off(out);
             }
             Command::Leave => {
                 self.local.state = MemberState::Left;
@@ -71,27 +69,15 @@ impl<A: Address> Node<A> {
                 }
             }
             Command::InstallKey(key) => {
-                let ring = self
-                    .config
-                    .keyring
-                    .as_mut()
-                    .ok_or(CommandError::NoKeyring)?;
+                let ring = self.keyring_mut()?;
                 ring.install(key).map_err(CommandError::Keyring)?;
             }
             Command::UseKey(key) => {
-                let ring = self
-                    .config
-                    .keyring
-                    .as_mut()
-                    .ok_or(CommandError::NoKeyring)?;
+                let ring = self.keyring_mut()?;
                 ring.use_key(&key).map_err(CommandError::Keyring)?;
             }
             Command::RemoveKey(key) => {
-                let ring = self
-                    .config
-                    .keyring
-                    .as_mut()
-                    .ok_or(CommandError::NoKeyring)?;
+                let ring = self.keyring_mut()?;
                 ring.remove(&key).map_err(CommandError::Keyring)?;
             }
             Command::Publish(w) => self.publish(alloc::vec![(w, false)], out)?,

@@ -210,16 +210,14 @@ impl<A: Address> Node<A> {
 
     /// Like [`Node::handle`], appending to a caller's buffer (reuse it in hot loops).
     pub fn handle_into(&mut self, input: Input<A>, now: Instant, out: &mut Vec<Output<A>>) {
-        self.advance(now, out);
-        match input {
-            Input::Datagram { from, bytes } => self.on_datagram(&from, &bytes, out),
-            Input::Stream { from, bytes } => self.on_stream(&from, &bytes, out),
+        self.step(now, out, |node, out| match input {
+            Input::Datagram { from, bytes } => node.on_datagram(&from, &bytes, out),
+            Input::Stream { from, bytes } => node.on_stream(&from, &bytes, out),
             Input::Tick => {}
             Input::Command(c) => {
-                let _ = self.run_command(c, out);
+                let _ = node.run_command(c, out);
             }
-        }
-        self.finish(out);
+        });
     }
 
     /// Starts the node at `now`: the same as `handle(Input::Tick, now)`. A node's periodic
@@ -240,9 +238,7 @@ impl<A: Address> Node<A> {
         now: Instant,
         out: &mut Vec<Output<A>>,
     ) {
-        self.advance(now, out);
-        self.on_datagram(from, bytes, out);
-        self.finish(out);
+        self.step(now, out, |node, out| node.on_datagram(from, bytes, out));
     }
 
     /// Handles a received stream message without taking ownership of its bytes. Same outputs
@@ -254,9 +250,7 @@ impl<A: Address> Node<A> {
         now: Instant,
         out: &mut Vec<Output<A>>,
     ) {
-        self.advance(now, out);
-        self.on_stream(from, bytes, out);
-        self.finish(out);
+        self.step(now, out, |node, out| node.on_stream(from, bytes, out));
     }
 
     /// Runs a command and reports whether it was accepted. Same outputs as
@@ -268,8 +262,19 @@ impl<A: Address> Node<A> {
         now: Instant,
         out: &mut Vec<Output<A>>,
     ) -> Result<(), CommandError> {
+        self.step(now, out, |node, out| node.run_command(command, out))
+    }
+
+    /// One input: due timers fire first (the first input also starts the timers), then `f`
+    /// handles the input, then [`Node::finish`].
+    fn step<R>(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<Output<A>>,
+        f: impl FnOnce(&mut Self, &mut Vec<Output<A>>) -> R,
+    ) -> R {
         self.advance(now, out);
-        let r = self.run_command(command, out);
+        let r = f(self, out);
         self.finish(out);
         r
     }

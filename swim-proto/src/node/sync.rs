@@ -149,6 +149,19 @@ impl<A: Address> Node<A> {
         }
     }
 
+    /// Sends a join push-pull to every seed and schedules the next try after the current
+    /// backoff, which then doubles up to `join_retry_max`.
+    pub(super) fn contact_seeds_backing_off(&mut self, out: &mut Vec<Output<A>>) {
+        self.contact_seeds(out);
+        let at = self.now + self.sync.join_backoff;
+        self.timers.set(TimerKind::Join, at);
+        self.sync.join_backoff = self
+            .sync
+            .join_backoff
+            .saturating_mul(2)
+            .min(self.config.join_retry_max);
+    }
+
     /// Join retries with bounded exponential backoff while unanswered, and re-contact of the
     /// seeds whenever this node finds itself without live members.
     pub(super) fn on_join_round(&mut self, out: &mut Vec<Output<A>>) {
@@ -157,14 +170,7 @@ impl<A: Address> Node<A> {
             return;
         }
         if self.sync.join_pending || self.members.active() == 0 {
-            self.contact_seeds(out);
-            self.timers
-                .set(TimerKind::Join, self.now + self.sync.join_backoff);
-            self.sync.join_backoff = self
-                .sync
-                .join_backoff
-                .saturating_mul(2)
-                .min(self.config.join_retry_max);
+            self.contact_seeds_backing_off(out);
         } else {
             self.sync.join_backoff = self.config.join_retry_initial;
             self.timers
