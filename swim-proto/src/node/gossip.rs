@@ -15,7 +15,6 @@ use core::cmp::Reverse;
 use core::hash::Hash;
 
 use super::probe::random_index;
-use super::suspicion::retransmit_limit;
 use super::timers::TimerKind;
 use super::{Address, Node};
 use crate::Map;
@@ -24,6 +23,17 @@ use crate::keyring::TAG_LEN;
 use crate::member::{MemberState, NodeName};
 use crate::membership::Entry;
 use crate::wire::{self, Message, Update};
+
+/// Retransmissions of each update: `λ · ⌈log10(n + 1)⌉` (SWIM §4.1), at least λ.
+pub(super) fn retransmit_limit(mult: u32, n: usize) -> u32 {
+    let mut digits = 0u32;
+    let mut reach = 1u64;
+    while reach < (n as u64).saturating_add(1) {
+        reach = reach.saturating_mul(10);
+        digits += 1;
+    }
+    mult.saturating_mul(digits.max(1))
+}
 
 impl<A: Address> Node<A> {
     /// Queues this node's own claim about itself (after a refutation, a metadata change or a
@@ -400,5 +410,19 @@ mod tests {
         }
         assert_eq!(q.len(), 16);
         assert_eq!(dropped, 84);
+    }
+}
+
+#[cfg(test)]
+mod formula_tests {
+    use super::*;
+
+    #[test]
+    fn retransmit_limit_follows_log10() {
+        assert_eq!(retransmit_limit(4, 1), 4);
+        assert_eq!(retransmit_limit(4, 9), 4);
+        assert_eq!(retransmit_limit(4, 10), 8);
+        assert_eq!(retransmit_limit(4, 99), 8);
+        assert_eq!(retransmit_limit(4, 1000), 16);
     }
 }

@@ -2,7 +2,8 @@
 //! is declared dead, and Lifeguard's dynamic timeout shrinks as independent accusers confirm;
 //! tombstones of dead and departed members are reaped after `tombstone_retention`.
 //!
-//! The protocol's scaling formulas live here too. All of them use integer fixed-point
+//! The fixed-point logarithm behind every scaling formula lives here too (gossip's retransmit
+//! limit and push-pull's interval use it). All formulas use integer fixed-point
 //! logarithms so every platform computes the same deadlines from the same inputs (no
 //! floating-point libm in the core).
 
@@ -97,7 +98,7 @@ impl<A: Address> Node<A> {
 }
 
 /// log2(x) in Q16 fixed point (16 fractional bits), for x >= 1.
-pub(crate) fn log2_q16(x: u64) -> u64 {
+pub(super) fn log2_q16(x: u64) -> u64 {
     let x = x.max(1);
     let int = 63 - u64::from(x.leading_zeros());
     // Mantissa in [1, 2) as Q32; each squaring yields one more fractional bit.
@@ -124,30 +125,6 @@ pub(crate) fn min_suspicion_timeout(mult: u32, n: usize, probe_interval: Duratio
     let log10_q16 = (u128::from(log2_q16(n as u64)) << 16) / u128::from(log2_q16(10));
     let node_scale = log10_q16.max(1 << 16);
     scale(probe_interval, node_scale * u128::from(mult))
-}
-
-/// Retransmissions of each update: `λ · ⌈log10(n + 1)⌉` (SWIM §4.1), at least λ.
-pub(crate) fn retransmit_limit(mult: u32, n: usize) -> u32 {
-    let mut digits = 0u32;
-    let mut reach = 1u64;
-    while reach < (n as u64).saturating_add(1) {
-        reach = reach.saturating_mul(10);
-        digits += 1;
-    }
-    mult.saturating_mul(digits.max(1))
-}
-
-/// Push-pull interval stretched above 32 members by `⌈log2 n − log2 32⌉ + 1`, so the cluster's
-/// total anti-entropy traffic grows slowly with its size.
-pub(crate) fn push_pull_interval(base: Duration, n: usize) -> Duration {
-    const THRESHOLD: u64 = 32;
-    let n = n as u64;
-    if n <= THRESHOLD {
-        return base;
-    }
-    let diff = log2_q16(n) - log2_q16(THRESHOLD);
-    let mult = diff.div_ceil(1 << 16) + 1;
-    base.saturating_mul(u32::try_from(mult).unwrap_or(u32::MAX))
 }
 
 /// One suspicion about one member at one incarnation (Lifeguard §IV-B).
@@ -255,23 +232,6 @@ mod tests {
         assert_eq!(min_suspicion_timeout(4, 10, i), Duration::from_secs(4));
         let t = min_suspicion_timeout(4, 1000, i).as_secs_f64();
         assert!((t - 12.0).abs() < 0.01, "{t}");
-    }
-
-    #[test]
-    fn retransmit_limit_follows_log10() {
-        assert_eq!(retransmit_limit(4, 1), 4);
-        assert_eq!(retransmit_limit(4, 9), 4);
-        assert_eq!(retransmit_limit(4, 10), 8);
-        assert_eq!(retransmit_limit(4, 99), 8);
-        assert_eq!(retransmit_limit(4, 1000), 16);
-    }
-
-    #[test]
-    fn push_pull_stretches_above_32() {
-        let b = Duration::from_secs(30);
-        assert_eq!(push_pull_interval(b, 32), b);
-        assert_eq!(push_pull_interval(b, 64), b * 2);
-        assert_eq!(push_pull_interval(b, 1000), b * 6);
     }
 
     /// Lifeguard §IV-B: each independent confirmation shrinks the timeout toward the minimum.

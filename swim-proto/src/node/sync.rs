@@ -9,7 +9,8 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::suspicion::{push_pull_interval, retransmit_limit};
+use super::gossip::retransmit_limit;
+use super::suspicion::log2_q16;
 use super::timers::TimerKind;
 use super::{Address, Node};
 use crate::io::{Event, Output};
@@ -20,6 +21,19 @@ use crate::wire::{self, MessageKind, StreamHeader, StreamKind};
 /// Follow-up push-pull rounds after a join, at most (each only if the previous one taught the
 /// node something).
 pub(super) const MAX_JOIN_SYNC_ROUNDS: u8 = 5;
+
+/// Push-pull interval stretched above 32 members by `⌈log2 n − log2 32⌉ + 1`, so the cluster's
+/// total anti-entropy traffic grows slowly with its size.
+pub(super) fn push_pull_interval(base: Duration, n: usize) -> Duration {
+    const THRESHOLD: u64 = 32;
+    let n = n as u64;
+    if n <= THRESHOLD {
+        return base;
+    }
+    let diff = log2_q16(n) - log2_q16(THRESHOLD);
+    let mult = diff.div_ceil(1 << 16) + 1;
+    base.saturating_mul(u32::try_from(mult).unwrap_or(u32::MAX))
+}
 
 /// The push-pull and join state of a node.
 #[derive(Debug)]
@@ -217,5 +231,18 @@ impl<A: Address> Node<A> {
             self.timers.set(TimerKind::PushPull, at);
         }
         self.sync.push_pull_spread = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_pull_stretches_above_32() {
+        let b = Duration::from_secs(30);
+        assert_eq!(push_pull_interval(b, 32), b);
+        assert_eq!(push_pull_interval(b, 64), b * 2);
+        assert_eq!(push_pull_interval(b, 1000), b * 6);
     }
 }
