@@ -16,7 +16,7 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DecodeError;
+use crate::decode_error::DecodeError;
 
 /// Key length in bytes.
 pub const KEY_LEN: usize = 32;

@@ -95,6 +95,7 @@ extern crate alloc;
 extern crate std;
 
 mod config;
+mod decode_error;
 mod hash;
 mod health;
 mod io;

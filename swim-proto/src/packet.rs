@@ -15,9 +15,8 @@ use alloc::vec::Vec;
 use rand_chacha::ChaCha8Rng;
 use rand_core::RngCore;
 
-use crate::config::Config;
+use crate::decode_error::DecodeError;
 use crate::keyring::{ENCRYPTION_OVERHEAD, Keyring, NONCE_LEN};
-use crate::wire::DecodeError;
 
 /// Largest packet a UDP datagram can carry over IPv4 (65,535 − 8 − 20 bytes).
 pub const MAX_DATAGRAM_SIZE: usize = 65_507;
@@ -87,11 +86,10 @@ pub(crate) fn plaintext<'a>(bytes: &'a [u8], label: &[u8]) -> Result<&'a [u8], D
     Ok(&bytes[h.len..])
 }
 
-/// Writes the header for `config` (its cluster label; encrypted if it has a keyring), and room
-/// for the nonce when encrypting; returns where the payload starts.
-pub(crate) fn open(buf: &mut Vec<u8>, config: &Config) -> usize {
-    let label = config.cluster_label.as_bytes();
-    let encrypted = config.keyring.is_some();
+/// Writes the header (the cluster `label`; encrypted if there is a keyring), and room for the
+/// nonce when encrypting; returns where the payload starts.
+pub(crate) fn open(buf: &mut Vec<u8>, label: &[u8], keyring: Option<&Keyring>) -> usize {
+    let encrypted = keyring.is_some();
     write_header(buf, label, if encrypted { FLAG_ENCRYPTED } else { 0 });
     if encrypted {
         buf.extend_from_slice(&[0; NONCE_LEN]);
@@ -99,24 +97,31 @@ pub(crate) fn open(buf: &mut Vec<u8>, config: &Config) -> usize {
     buf.len()
 }
 
-/// Encrypts the payload written after `start` (as returned by [`open`]) in place, if `config`
-/// has a keyring, with a nonce from the node's RNG.
-pub(crate) fn seal(buf: &mut Vec<u8>, start: usize, config: &Config, rng: &mut ChaCha8Rng) {
-    let Some(k) = &config.keyring else { return };
+/// Encrypts the payload written after `start` (as returned by [`open`]) in place, if there is
+/// a keyring, with a nonce from the node's RNG.
+pub(crate) fn seal(
+    buf: &mut Vec<u8>,
+    start: usize,
+    keyring: Option<&Keyring>,
+    rng: &mut ChaCha8Rng,
+) {
+    let Some(k) = keyring else { return };
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
     k.seal(buf, start, nonce);
 }
 
-/// Checks a received packet's header against `config` and finds its plaintext payload:
-/// `Some(start)` when it is `bytes[start..]`, `None` when it was decrypted into `plain`.
+/// Checks a received packet's header against the cluster `label` and finds its plaintext
+/// payload: `Some(start)` when it is `bytes[start..]`, `None` when it was decrypted into
+/// `plain` (with `keyring`, which encryption requires).
 pub(crate) fn unseal(
     bytes: &[u8],
-    config: &Config,
+    label: &[u8],
+    keyring: Option<&Keyring>,
     plain: &mut Vec<u8>,
 ) -> Result<Option<usize>, DecodeError> {
-    let h = read_header(bytes, config.cluster_label.as_bytes())?;
-    match (&config.keyring, h.flags & FLAG_ENCRYPTED != 0) {
+    let h = read_header(bytes, label)?;
+    match (keyring, h.flags & FLAG_ENCRYPTED != 0) {
         (None, false) => Ok(Some(h.len)),
         (None, true) => Err(DecodeError::Encrypted),
         (Some(_), false) => Err(DecodeError::NotEncrypted),

@@ -443,11 +443,12 @@ impl<A: Address> Node<A> {
     /// Writes the packet header, and room for the nonce when encrypting; returns where the
     /// payload starts.
     fn open_packet(&self, buf: &mut Vec<u8>) -> usize {
-        crate::packet::open(buf, &self.config)
+        let label = self.config.cluster_label.as_bytes();
+        crate::packet::open(buf, label, self.config.keyring.as_ref())
     }
 
     /// Encrypts the payload written after `start` in place, if a keyring is configured.
     fn seal_packet(&mut self, buf: &mut Vec<u8>, start: usize) {
-        crate::packet::seal(buf, start, &self.config, &mut self.rng);
+        crate::packet::seal(buf, start, self.config.keyring.as_ref(), &mut self.rng);
     }
 }

@@ -27,7 +27,11 @@ impl<A: Address> Node<A> {
         self.stats.datagrams_received += 1;
         self.stats.datagram_bytes_received += bytes.len() as u64;
         let mut plain = core::mem::take(&mut self.buffers.plain);
-        match crate::packet::unseal(bytes, &self.config, &mut plain) {
+        let (label, keyring) = (
+            self.config.cluster_label.as_bytes(),
+            self.config.keyring.as_ref(),
+        );
+        match crate::packet::unseal(bytes, label, keyring, &mut plain) {
             Ok(Some(start)) => self.on_datagram_payload(from, &bytes[start..], out),
             Ok(None) => self.on_datagram_payload(from, &plain, out),
             Err(e) => self.drop_packet(from, DropReason::Decode(e), out),
@@ -98,7 +102,11 @@ impl<A: Address> Node<A> {
             return self.drop_packet(from, DropReason::StreamTooLarge, out);
         }
         let mut plain = core::mem::take(&mut self.buffers.plain);
-        match crate::packet::unseal(bytes, &self.config, &mut plain) {
+        let (label, keyring) = (
+            self.config.cluster_label.as_bytes(),
+            self.config.keyring.as_ref(),
+        );
+        match crate::packet::unseal(bytes, label, keyring, &mut plain) {
             Ok(Some(start)) => self.on_stream_payload(from, &bytes[start..], out),
             Ok(None) => self.on_stream_payload(from, &plain, out),
             Err(e) => self.drop_packet(from, DropReason::Decode(e), out),
