@@ -13,6 +13,14 @@ use crate::time::Instant;
 
 /// Everything that can happen to a node. A trace of `(now, Input)` pairs plus the seed and
 /// config replays a node exactly.
+///
+/// **Starting.** A node's first input, whichever it is, starts its periodic timers at that
+/// input's `now` ([`Node::start`](crate::Node::start) is the same as a first [`Input::Tick`]).
+///
+/// **Payload ownership.** Both packet inputs own their bytes (`Vec<u8>`), so an input can be
+/// recorded in a trace and replayed. A driver that holds a received packet in a borrowed
+/// buffer uses [`Node::handle_datagram`](crate::Node::handle_datagram) or
+/// [`Node::handle_stream`](crate::Node::handle_stream) instead: same outputs, no copy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Deserialize<'de>"))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -33,7 +41,8 @@ pub enum Input<A> {
         /// The message's bytes.
         bytes: Vec<u8>,
     },
-    /// Time passed; due timers fire. Ticking at any `now` is idempotent.
+    /// Time passed; due timers fire. Ticking at any `now` is idempotent. As a node's first
+    /// input, it only starts the node.
     Tick,
     /// An application command.
     Command(Command<A>),
@@ -157,7 +166,11 @@ impl fmt::Display for CommandError {
 impl core::error::Error for CommandError {}
 
 /// What a node asks its driver to do, or tells its application.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized externally tagged with stable snake_case names: `{"send_datagram": {"to",
+/// "bytes"}}`, `{"send_stream": {..}}`, `{"event": {..}}` (see [`Event`]), `{"tick_at": nanos}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Output<A> {
     /// Send a datagram (never larger than `Config::max_packet_size`).
@@ -183,7 +196,17 @@ pub enum Output<A> {
 }
 
 /// Membership changes and diagnostics, in the order they happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized internally tagged: an object whose `event` field is the variant's stable
+/// snake_case name ([`Event::name`]: `member_joined`, `member_suspected`, ...), with the
+/// variant's data beside it. A member's fields are inlined ([`Member`]: `node`, `addr`,
+/// `incarnation`, `state`, `meta`), so `{"event": "member_suspected", "node": "b", ...,
+/// "accuser": "a"}`. Leaves: a [`DropReason`] as its debug text (`"Decode(Truncated)"`), a
+/// [`CommandError`] as `error` with its display text, checksums as 16 hex digits in
+/// human-readable formats, state keys as `type` and `key` ([`StateKey`]), and
+/// [`Event::OriginFailed`]'s origin as `node` and its keys as `"type/key"` strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event<A> {
     /// A member became known alive, or rejoined after being dead or gone.
@@ -191,6 +214,7 @@ pub enum Event<A> {
     /// A member is suspected (SWIM §4.2); it is declared dead unless it refutes in time.
     MemberSuspected {
         /// The member, now suspect.
+        #[serde(flatten)]
         member: Member<A>,
         /// Who raised the suspicion.
         accuser: NodeName,
@@ -216,6 +240,7 @@ pub enum Event<A> {
     /// higher incarnation.
     LocalRefuted {
         /// The state claimed about us.
+        #[serde(serialize_with = "ser::member_state")]
         claim: MemberState,
         /// Our new incarnation.
         incarnation: u64,
@@ -233,16 +258,18 @@ pub enum Event<A> {
         /// Sender address.
         from: A,
         /// Why.
+        #[serde(serialize_with = "ser::debug")]
         reason: DropReason,
     },
     /// A command given through [`Node::handle`](crate::Node::handle) was rejected; nothing
     /// changed.
-    CommandRejected(CommandError),
+    CommandRejected(#[serde(serialize_with = "ser::error")] CommandError),
     /// A replicated state entry changed on this node other than by a local write: a newer
     /// remote write arrived, or the entry expired or was reset (`new` is `None` when it is gone;
     /// a deletion arrives as an entry whose `value` is `None`).
     StateChanged {
         /// Type and key.
+        #[serde(flatten)]
         key: StateKey,
         /// The entry held before, if any.
         old: Option<StateEntry>,
@@ -255,6 +282,7 @@ pub enum Event<A> {
     /// or refuted): its view is no longer stable.
     ViewChanged {
         /// The new checksum.
+        #[serde(serialize_with = "ser::hex")]
         checksum: u64,
         /// Members in the view (alive or suspect), this node included.
         members: usize,
@@ -263,6 +291,7 @@ pub enum Event<A> {
     /// `ViewConfig::settle`: the on-stable hook (rebalance a hash ring here).
     ViewStable {
         /// The view's checksum.
+        #[serde(serialize_with = "ser::hex")]
         checksum: u64,
         /// Its members, this node included, in name order.
         members: Vec<NodeName>,
@@ -278,12 +307,107 @@ pub enum Event<A> {
     /// after that delay unless the origin comes back.
     OriginFailed {
         /// The failed or departed member.
+        #[serde(rename = "node")]
         origin: NodeName,
         /// True if it left gracefully, false if it was declared dead.
         left: bool,
         /// Its live entries on this node, ascending.
+        #[serde(serialize_with = "ser::display_all")]
         keys: Vec<StateKey>,
     },
+}
+
+impl<A> Event<A> {
+    /// The event's stable snake_case name, the `event` tag of its serialized form
+    /// (`member_joined`, `member_failed`, ...). Exhaustive: a new variant cannot go unnamed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::MemberJoined(_) => "member_joined",
+            Event::MemberSuspected { .. } => "member_suspected",
+            Event::MemberAlive(_) => "member_alive",
+            Event::MemberFailed(_) => "member_failed",
+            Event::MemberLeft(_) => "member_left",
+            Event::MemberUpdated(_) => "member_updated",
+            Event::MemberRemoved(_) => "member_removed",
+            Event::LocalSuspected { .. } => "local_suspected",
+            Event::LocalRefuted { .. } => "local_refuted",
+            Event::JoinCompleted { .. } => "join_completed",
+            Event::LeaveComplete => "leave_complete",
+            Event::PacketDropped { .. } => "packet_dropped",
+            Event::CommandRejected(_) => "command_rejected",
+            Event::StateChanged { .. } => "state_changed",
+            Event::ViewChanged { .. } => "view_changed",
+            Event::ViewStable { .. } => "view_stable",
+            Event::LeaderChanged { .. } => "leader_changed",
+            Event::OriginFailed { .. } => "origin_failed",
+        }
+    }
+}
+
+/// Serde helpers for the leaves of [`Event`]'s serialized form.
+pub(crate) mod ser {
+    use core::fmt::{Debug, Display};
+
+    use serde::Serializer;
+    use serde::ser::{SerializeSeq, SerializeStruct};
+
+    use crate::member::MemberState;
+
+    /// Bytes as lossy UTF-8 text in human-readable formats, as bytes otherwise.
+    pub(crate) fn text<B: AsRef<[u8]>, S: Serializer>(b: &B, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(&alloc::string::String::from_utf8_lossy(b.as_ref()))
+        } else {
+            s.serialize_bytes(b.as_ref())
+        }
+    }
+
+    /// As [`text`], `None` as a unit (`null`).
+    pub(crate) fn opt_text<B: AsRef<[u8]>, S: Serializer>(
+        b: &Option<B>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => text(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub(crate) fn member_state<S: Serializer>(m: &MemberState, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+
+    /// The value's `Debug` text.
+    pub(crate) fn debug<T: Debug, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{v:?}"))
+    }
+
+    /// A checksum: 16 hex digits in human-readable formats, the number otherwise.
+    pub(crate) fn hex<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(&format_args!("{v:016x}"))
+        } else {
+            s.serialize_u64(*v)
+        }
+    }
+
+    /// Each item's `Display` text.
+    pub(crate) fn display_all<T: Display, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for x in v {
+            seq.serialize_element(&format_args!("{x}"))?;
+        }
+        seq.end()
+    }
+
+    /// An error as a struct with one field, `error`, its `Display` text (a newtype variant of
+    /// an internally tagged enum must serialize as a struct).
+    pub(crate) fn error<E: Display, S: Serializer>(e: &E, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Error", 1)?;
+        st.serialize_field("error", &format_args!("{e}"))?;
+        st.end()
+    }
 }
 
 /// Who a node is: a unique name, the address others reach it at, and its initial metadata.
@@ -311,5 +435,122 @@ impl<A> Identity<A> {
     pub fn with_meta(mut self, meta: impl Into<Metadata>) -> Self {
         self.meta = meta.into();
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DecodeError, KeyringError};
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn member(name: &str, state: MemberState) -> Member<u32> {
+        Member {
+            name: NodeName::new(name).unwrap(),
+            addr: 7,
+            incarnation: 3,
+            state,
+            meta: Metadata::from(&b"zone=a"[..]),
+        }
+    }
+
+    /// One of every variant: the exhaustive `name` and the serde tag must agree.
+    fn every_event() -> Vec<Event<u32>> {
+        let n = |s: &str| NodeName::new(s).unwrap();
+        let entry = StateEntry {
+            value: Some(alloc::sync::Arc::from(&b"v"[..])),
+            version: 4,
+            origin: n("o"),
+        };
+        vec![
+            Event::MemberJoined(member("a", MemberState::Alive)),
+            Event::MemberSuspected {
+                member: member("a", MemberState::Suspect),
+                accuser: n("b"),
+            },
+            Event::MemberAlive(member("a", MemberState::Alive)),
+            Event::MemberFailed(member("a", MemberState::Dead)),
+            Event::MemberLeft(member("a", MemberState::Left)),
+            Event::MemberUpdated(member("a", MemberState::Alive)),
+            Event::MemberRemoved(member("a", MemberState::Dead)),
+            Event::LocalSuspected {
+                accuser: n("b"),
+                incarnation: 2,
+            },
+            Event::LocalRefuted {
+                claim: MemberState::Suspect,
+                incarnation: 3,
+            },
+            Event::JoinCompleted { via: 9 },
+            Event::LeaveComplete,
+            Event::PacketDropped {
+                from: 9,
+                reason: DropReason::Decode(DecodeError::Truncated),
+            },
+            Event::CommandRejected(CommandError::Keyring(KeyringError::UnknownKey)),
+            Event::StateChanged {
+                key: StateKey::new("t", "k"),
+                old: None,
+                new: Some(entry),
+                cause: ChangeCause::Remote,
+            },
+            Event::ViewChanged {
+                checksum: 0xab,
+                members: 3,
+            },
+            Event::ViewStable {
+                checksum: 0xab,
+                members: vec![n("a"), n("b")],
+            },
+            Event::LeaderChanged { leader: None },
+            Event::OriginFailed {
+                origin: n("o"),
+                left: false,
+                keys: vec![StateKey::new("t", "k")],
+            },
+        ]
+    }
+
+    #[test]
+    fn event_names_are_the_serialized_tags() {
+        for e in every_event() {
+            let v = serde_json::to_value(&e).unwrap();
+            assert_eq!(v["event"], e.name(), "{e:?}");
+        }
+    }
+
+    /// The JSON form drivers emit as event lines (`docs/driver.md`).
+    #[test]
+    fn events_serialize_flat_with_stable_fields() {
+        let e = Event::MemberSuspected {
+            member: member("a", MemberState::Suspect),
+            accuser: NodeName::new("b").unwrap(),
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"event": "member_suspected", "node": "a", "addr": 7,
+                "incarnation": 3, "state": "suspect", "meta": "zone=a", "accuser": "b"})
+        );
+        let all: Vec<_> = every_event()
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect();
+        assert_eq!(all[11]["reason"], "Decode(Truncated)");
+        assert_eq!(
+            all[12]["error"],
+            CommandError::Keyring(KeyringError::UnknownKey).to_string()
+        );
+        assert_eq!(all[13]["type"], "t");
+        assert_eq!(all[13]["new"]["value"], "v");
+        assert_eq!(all[13]["cause"], "remote");
+        assert_eq!(all[14]["checksum"], "00000000000000ab");
+        assert_eq!(all[17]["keys"][0], "t/k");
+        let out: Output<u32> = Output::TickAt(Instant::from_nanos(5));
+        assert_eq!(
+            serde_json::to_value(&out).unwrap(),
+            serde_json::json!({"tick_at": 5})
+        );
     }
 }

@@ -16,7 +16,7 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DecodeError;
+use crate::decode_error::DecodeError;
 
 /// Key length in bytes.
 pub const KEY_LEN: usize = 32;
@@ -216,46 +216,6 @@ impl Keyring {
         }
         self.keys.remove(i);
         Ok(())
-    }
-
-    /// Encrypts a whole plaintext packet (as built by `wire::encode_datagram` or
-    /// `encode_stream`) with the primary key, for tools and tests that craft packets outside a
-    /// node. The node itself encrypts as it builds packets.
-    pub fn encrypt_packet(
-        &self,
-        packet: &[u8],
-        nonce: [u8; NONCE_LEN],
-    ) -> Result<Vec<u8>, DecodeError> {
-        let label_len = usize::from(*packet.get(1).ok_or(DecodeError::Truncated)?);
-        let header_len = 2 + label_len + 1;
-        if packet.len() < header_len {
-            return Err(DecodeError::Truncated);
-        }
-        if packet[header_len - 1] & crate::wire::FLAG_ENCRYPTED != 0 {
-            return Err(DecodeError::Encrypted);
-        }
-        let mut buf = Vec::with_capacity(packet.len() + ENCRYPTION_OVERHEAD);
-        buf.extend_from_slice(&packet[..header_len]);
-        buf[header_len - 1] |= crate::wire::FLAG_ENCRYPTED;
-        buf.extend_from_slice(&[0; NONCE_LEN]);
-        let start = buf.len();
-        buf.extend_from_slice(&packet[header_len..]);
-        self.seal(&mut buf, start, nonce);
-        Ok(buf)
-    }
-
-    /// Checks an encrypted packet's header against `label` and decrypts its payload with any
-    /// installed key, as a receiving node does; for tools and tests that inspect what a node
-    /// sent. Returns the plaintext payload (what follows the header).
-    pub fn decrypt_packet(&self, packet: &[u8], label: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        let header = crate::wire::read_header(packet, label)?;
-        if header.flags & crate::wire::FLAG_ENCRYPTED == 0 {
-            return Err(DecodeError::NotEncrypted);
-        }
-        let (aad, sealed) = packet.split_at(header.len);
-        let mut out = Vec::new();
-        self.open(aad, sealed, &mut out)?;
-        Ok(out)
     }
 
     /// Encrypts `buf[start..]` in place with the primary key. `buf[start - NONCE_LEN..start]`

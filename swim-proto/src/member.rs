@@ -215,6 +215,12 @@ impl fmt::Debug for Metadata {
     }
 }
 
+impl AsRef<[u8]> for Metadata {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl Serialize for Metadata {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self.as_bytes())
@@ -298,10 +304,15 @@ pub fn overrides(new: (u64, MemberState), held: (u64, MemberState)) -> bool {
 }
 
 /// A member: name, address, incarnation, state and metadata.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized (as the subject of an [`Event`](crate::Event)) with the fields `node` (the
+/// name), `addr`, `incarnation`, `state` (`alive`, `suspect`, `dead`, `left`) and `meta` (lossy
+/// UTF-8 text in human-readable formats such as JSON, bytes otherwise).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Member<A> {
     /// Unique name.
+    #[serde(rename = "node")]
     pub name: NodeName,
     /// Where to reach it.
     pub addr: A,
@@ -309,8 +320,10 @@ pub struct Member<A> {
     /// metadata (SWIM §4.2).
     pub incarnation: u64,
     /// Where it stands in this node's view.
+    #[serde(serialize_with = "crate::io::ser::member_state")]
     pub state: MemberState,
     /// Its application metadata as last announced.
+    #[serde(serialize_with = "crate::io::ser::text")]
     pub meta: Metadata,
 }
 

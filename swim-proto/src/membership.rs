@@ -12,7 +12,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use crate::member::{Member, MemberState};
-use crate::suspicion::Suspicion;
+use crate::node::suspicion::Suspicion;
 use crate::time::Instant;
 
 /// The deadline attached to a member, which depends on its state.
@@ -78,11 +78,7 @@ pub(crate) struct MemberTable<A> {
 /// in O(1)). The same function on every node: FNV-1a over the name, then a SplitMix finalizer
 /// over (hash, incarnation, state).
 pub(crate) fn view_hash(name: &[u8], incarnation: u64, state: MemberState) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &b in name {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::hash::fnv1a64(name);
     let mut z = h ^ incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(state.rank());
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

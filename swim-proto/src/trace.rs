@@ -10,6 +10,8 @@
 //! ```
 //!
 //! This module only encodes and decodes bytes; reading and writing files is the driver's job.
+//! Deliberately public: the simulator and the tokio driver record traces, `swim-sim replay`
+//! reads them.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -17,6 +19,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::hash::Fnv1a64;
 use crate::io::{Event, Input, Output};
 use crate::time::Instant;
 use crate::wire::DecodeError;
@@ -102,14 +105,12 @@ pub fn decode_frame<T: serde::de::DeserializeOwned>(
     Ok(Some((value, 4 + len)))
 }
 
-/// FNV-1a, 64-bit: small, fast and stable across platforms and versions.
-struct Fnv(u64);
+/// The digest's hasher: [`Fnv1a64`] with length-prefixed, tagged fields.
+struct Fnv(Fnv1a64);
 
 impl Fnv {
     fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 = (self.0 ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
-        }
+        self.0.write(b);
     }
     fn tagged(&mut self, tag: u8, b: &[u8]) {
         self.bytes(&[tag]);
@@ -126,7 +127,7 @@ impl Fnv {
 /// A digest of a `handle` call's outputs, in order: destinations, packet bytes, deadlines and
 /// events. Equal outputs give equal digests on every platform.
 pub fn digest_outputs<A: Serialize>(outputs: &[Output<A>]) -> u64 {
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = Fnv(Fnv1a64::new());
     for o in outputs {
         match o {
             Output::SendDatagram { to, bytes } => {
@@ -141,7 +142,7 @@ pub fn digest_outputs<A: Serialize>(outputs: &[Output<A>]) -> u64 {
             Output::Event(e) => digest_event(e, &mut h),
         }
     }
-    h.0
+    h.0.finish()
 }
 
 fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {

@@ -198,7 +198,7 @@ pub struct World {
     steps: u64,
     violation: Option<(Instant, Violation)>,
     check_every_step: bool,
-    digest: Option<u64>,
+    digest: Option<swim_proto::Fnv1a64>,
     record: Option<(Box<dyn Write>, Vec<u8>)>,
     next_id: usize,
 }
@@ -254,7 +254,7 @@ impl World {
 
     /// Start computing [`World::output_digest`] over every output of every node from now on.
     pub fn enable_digest(&mut self) {
-        self.digest.get_or_insert(0xcbf2_9ce4_8422_2325);
+        self.digest.get_or_insert_with(swim_proto::Fnv1a64::new);
     }
 
     /// Record a trace of every node's boots and inputs to `w`, starting with its header.
@@ -358,7 +358,7 @@ impl World {
 
     /// Hash of every output of every node since [`World::enable_digest`].
     pub fn output_digest(&self) -> Option<u64> {
-        self.digest
+        self.digest.map(|d| d.finish())
     }
 
     /// Everything observed since the last drain, in order.

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use swim_proto::{Event, Member};
 use tokio::sync::broadcast;
 use tokio_stream::Stream;
@@ -73,29 +73,10 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The event's name in JSON output (`member_joined`, `member_failed`, ...).
+/// The event's name in JSON output (`member_joined`, `member_failed`, ...): [`Event::name`],
+/// the `event` tag of the event's serialized form.
 pub fn event_name(e: &Event<SocketAddr>) -> &'static str {
-    match e {
-        Event::MemberJoined(_) => "member_joined",
-        Event::MemberSuspected { .. } => "member_suspected",
-        Event::MemberAlive(_) => "member_alive",
-        Event::MemberFailed(_) => "member_failed",
-        Event::MemberLeft(_) => "member_left",
-        Event::MemberUpdated(_) => "member_updated",
-        Event::MemberRemoved(_) => "member_removed",
-        Event::LocalSuspected { .. } => "local_suspected",
-        Event::LocalRefuted { .. } => "local_refuted",
-        Event::JoinCompleted { .. } => "join_completed",
-        Event::LeaveComplete => "leave_complete",
-        Event::PacketDropped { .. } => "packet_dropped",
-        Event::CommandRejected(_) => "command_rejected",
-        Event::StateChanged { .. } => "state_changed",
-        Event::OriginFailed { .. } => "origin_failed",
-        Event::ViewChanged { .. } => "view_changed",
-        Event::ViewStable { .. } => "view_stable",
-        Event::LeaderChanged { .. } => "leader_changed",
-        _ => "other",
-    }
+    e.name()
 }
 
 /// A member as a JSON object: `name`, `addr`, `state`, `incarnation`, `meta` (UTF-8, lossy).
@@ -109,99 +90,17 @@ pub fn member_json(m: &Member<SocketAddr>) -> Value {
     })
 }
 
-/// One event as a JSON object (one line when serialized):
-/// `{"ts_ms", "event", "node", "addr", "incarnation", ...}` for member events, with `accuser`
-/// on `member_suspected`, `state` and `meta` on all; local events carry what they have.
+/// One event as a JSON object (one line when serialized): the event's own serialized form
+/// ([`Event`]'s `Serialize`: `event` names it, member events inline the member as `node`,
+/// `addr`, `incarnation`, `state`, `meta`, with `accuser` on `member_suspected`; other events
+/// carry their fields) plus `ts_ms`.
 pub fn event_json(e: &TimedEvent) -> Value {
-    let mut o = Map::new();
-    o.insert("ts_ms".into(), e.ts_ms.into());
-    o.insert("event".into(), event_name(&e.event).into());
-    let member = |o: &mut Map<String, Value>, m: &Member<SocketAddr>| {
-        o.insert("node".into(), m.name.as_str().into());
-        o.insert("addr".into(), m.addr.to_string().into());
-        o.insert("incarnation".into(), m.incarnation.into());
-        o.insert("state".into(), m.state.as_str().into());
-        o.insert(
-            "meta".into(),
-            String::from_utf8_lossy(m.meta.as_bytes()).into(),
-        );
-    };
-    match &e.event {
-        Event::MemberJoined(m)
-        | Event::MemberAlive(m)
-        | Event::MemberFailed(m)
-        | Event::MemberLeft(m)
-        | Event::MemberUpdated(m)
-        | Event::MemberRemoved(m) => member(&mut o, m),
-        Event::MemberSuspected { member: m, accuser } => {
-            member(&mut o, m);
-            o.insert("accuser".into(), accuser.as_str().into());
-        }
-        Event::LocalSuspected {
-            accuser,
-            incarnation,
-        } => {
-            o.insert("accuser".into(), accuser.as_str().into());
-            o.insert("incarnation".into(), (*incarnation).into());
-        }
-        Event::LocalRefuted { claim, incarnation } => {
-            o.insert("claim".into(), claim.as_str().into());
-            o.insert("incarnation".into(), (*incarnation).into());
-        }
-        Event::JoinCompleted { via } => {
-            o.insert("via".into(), via.to_string().into());
-        }
-        Event::PacketDropped { from, reason } => {
-            o.insert("from".into(), from.to_string().into());
-            o.insert("reason".into(), format!("{reason:?}").into());
-        }
-        Event::CommandRejected(err) => {
-            o.insert("error".into(), err.to_string().into());
-        }
-        Event::StateChanged {
-            key,
-            old,
-            new,
-            cause,
-        } => {
-            o.insert("type".into(), key.ty().into());
-            o.insert("key".into(), key.key().into());
-            o.insert("cause".into(), format!("{cause:?}").to_lowercase().into());
-            let entry = |e: &Option<swim_proto::StateEntry>| match e {
-                None => Value::Null,
-                Some(e) => json!({
-                    "value": e.value.as_deref().map(String::from_utf8_lossy),
-                    "version": e.version,
-                    "origin": e.origin.as_str(),
-                }),
-            };
-            o.insert("old".into(), entry(old));
-            o.insert("new".into(), entry(new));
-        }
-        Event::ViewChanged { checksum, members } => {
-            o.insert("checksum".into(), format!("{checksum:016x}").into());
-            o.insert("members".into(), (*members).into());
-        }
-        Event::ViewStable { checksum, members } => {
-            o.insert("checksum".into(), format!("{checksum:016x}").into());
-            let names: Vec<Value> = members.iter().map(|m| m.as_str().into()).collect();
-            o.insert("members".into(), names.into());
-        }
-        Event::LeaderChanged { leader } => {
-            o.insert(
-                "leader".into(),
-                leader.as_ref().map_or(Value::Null, |l| l.as_str().into()),
-            );
-        }
-        Event::OriginFailed { origin, left, keys } => {
-            o.insert("node".into(), origin.as_str().into());
-            o.insert("left".into(), (*left).into());
-            let keys: Vec<Value> = keys.iter().map(|k| k.to_string().into()).collect();
-            o.insert("keys".into(), keys.into());
-        }
-        _ => {}
+    let mut v = serde_json::to_value(&e.event)
+        .expect("an event serializes to JSON (string keys, no non-finite floats)");
+    if let Value::Object(o) = &mut v {
+        o.insert("ts_ms".into(), e.ts_ms.into());
     }
-    Value::Object(o)
+    v
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl World {
             let step = trace::digest_outputs(&self.out)
                 ^ u64::from(v)
                 ^ self.now.as_nanos().rotate_left(17);
-            *d = (*d ^ step).wrapping_mul(0x0100_0000_01b3);
+            d.write_word(step);
         }
         if let Some(input) = input {
             let digest = trace::digest_outputs(&self.out);

@@ -1,13 +1,11 @@
-//! Wire codec: packet framing, the message kinds, and bounds-checked decoding.
+//! Wire codec: the message kinds and bounds-checked decoding.
 //!
-//! Every packet, datagram or stream, starts with a header:
+//! Deliberately public: tools, the simulator, tests and fuzz targets craft and inspect packets
+//! with it. The node itself needs none of it from a driver.
 //!
-//! ```text
-//! [version: u8 = 1][label length: u8][label bytes][flags: u8]
-//! ```
-//!
-//! With encryption on (flag bit 0), the rest is `[nonce: 12][ciphertext][tag: 16]` and the header
-//! is the associated data (see `keyring`). The plaintext payload of a datagram carries one postcard-encoded [`Message`] followed by a varint count and that
+//! Every packet, datagram or stream, starts with the header of `packet` (version,
+//! cluster label, flags), re-exported here; with encryption on, the payload is sealed there
+//! too. The plaintext payload of a datagram carries one postcard-encoded [`Message`] followed by a varint count and that
 //! many postcard-encoded [`Update`]s (the piggybacked gossip, SWIM §4.1). A stream message carries
 //! a [`StreamHeader`] followed by a varint count and that many [`Update`]s (a full membership
 //! snapshot for push-pull). Decoding borrows names and metadata from the input, checks every
@@ -15,17 +13,13 @@
 //! values: it never panics on any input.
 
 use alloc::vec::Vec;
-use core::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::decode_error::DecodeError;
 use crate::member::MemberState;
-
-/// Version byte that starts every packet. Packets with another version are dropped and counted.
-pub const PROTOCOL_VERSION: u8 = 1;
-
-/// Header flag: the payload is encrypted.
-pub const FLAG_ENCRYPTED: u8 = 1;
+use crate::packet::plaintext;
+pub use crate::packet::{FLAG_ENCRYPTED, Header, PROTOCOL_VERSION, read_header, write_header};
 
 /// Smallest encoded size of one [`Update`], used to bound counts before allocating.
 const MIN_UPDATE_LEN: usize = 4;
@@ -339,48 +333,6 @@ pub enum MessageKind {
     StateSync,
 }
 
-/// Why a packet could not be decoded. The packet is dropped and counted; nothing changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The packet is empty or shorter than its header.
-    Truncated,
-    /// The version byte is not [`PROTOCOL_VERSION`].
-    UnsupportedVersion(u8),
-    /// The cluster label differs from this node's.
-    LabelMismatch,
-    /// A field does not decode (bad enum tag, bad UTF-8, length past the end...).
-    Malformed,
-    /// The declared update count cannot fit in the bytes that remain.
-    TooManyUpdates,
-    /// Bytes remain after the last update.
-    TrailingBytes,
-    /// The packet is encrypted and this node has no keyring (or a plaintext decoder was used).
-    Encrypted,
-    /// The packet is plaintext and this node requires encryption.
-    NotEncrypted,
-    /// No installed key authenticates the packet (wrong key, or tampered with).
-    DecryptFailed,
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Truncated => f.write_str("packet truncated"),
-            DecodeError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
-            DecodeError::LabelMismatch => f.write_str("cluster label mismatch"),
-            DecodeError::Malformed => f.write_str("malformed field"),
-            DecodeError::TooManyUpdates => f.write_str("update count exceeds packet size"),
-            DecodeError::TrailingBytes => f.write_str("trailing bytes after last update"),
-            DecodeError::Encrypted => f.write_str("encrypted packet, no keyring"),
-            DecodeError::NotEncrypted => f.write_str("plaintext packet, encryption required"),
-            DecodeError::DecryptFailed => f.write_str("no installed key authenticates the packet"),
-        }
-    }
-}
-
-impl core::error::Error for DecodeError {}
-
 /// A decoded datagram: one primary message and the updates piggybacked on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Datagram<'a, A> {
@@ -403,24 +355,6 @@ pub struct StreamMessage<'a, A> {
     pub state: Option<StateSync<'a>>,
 }
 
-/// Writes the packet header (version, cluster label, flags) at the end of `out`.
-pub fn write_header(out: &mut Vec<u8>, label: &[u8], flags: u8) {
-    debug_assert!(label.len() <= crate::config::MAX_LABEL_LEN);
-    out.push(PROTOCOL_VERSION);
-    out.push(label.len() as u8);
-    out.extend_from_slice(label);
-    out.push(flags);
-}
-
-/// A checked packet header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Flag bits ([`FLAG_ENCRYPTED`]).
-    pub flags: u8,
-    /// Header length in bytes: the payload starts here.
-    pub len: usize,
-}
-
 /// Appends the postcard encoding of `value` to `out`.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     let buf = core::mem::take(out);
@@ -432,39 +366,6 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 /// Appends a varint-encoded count to `out`.
 pub(crate) fn encode_count(count: usize, out: &mut Vec<u8>) {
     encode_into(&(count as u32), out);
-}
-
-/// Checks version, cluster label and flags.
-pub fn read_header(bytes: &[u8], label: &[u8]) -> Result<Header, DecodeError> {
-    let (&version, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
-    if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
-    let (&len, rest) = rest.split_first().ok_or(DecodeError::Truncated)?;
-    let len = usize::from(len);
-    if rest.len() < len + 1 {
-        return Err(DecodeError::Truncated);
-    }
-    if &rest[..len] != label {
-        return Err(DecodeError::LabelMismatch);
-    }
-    let flags = rest[len];
-    if flags & !FLAG_ENCRYPTED != 0 {
-        return Err(DecodeError::Malformed);
-    }
-    Ok(Header {
-        flags,
-        len: 2 + len + 1,
-    })
-}
-
-/// The plaintext payload of a packet, or [`DecodeError::Encrypted`].
-fn plaintext<'a>(bytes: &'a [u8], label: &[u8]) -> Result<&'a [u8], DecodeError> {
-    let h = read_header(bytes, label)?;
-    if h.flags & FLAG_ENCRYPTED != 0 {
-        return Err(DecodeError::Encrypted);
-    }
-    Ok(&bytes[h.len..])
 }
 
 fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {
@@ -626,204 +527,4 @@ pub fn encode_stream_with_state<A: Serialize>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::string::String;
-    use alloc::vec;
-    use proptest::prelude::*;
-
-    #[test]
-    fn header_rejects_version_and_label() {
-        let pkt = encode_datagram::<u32>(
-            b"prod",
-            &Message::Ack {
-                seq: 7,
-                checksum: 0,
-            },
-            &[],
-        );
-        assert!(decode_datagram::<u32>(&pkt, b"prod").is_ok());
-        assert_eq!(
-            decode_datagram::<u32>(&pkt, b"test").unwrap_err(),
-            DecodeError::LabelMismatch
-        );
-        let mut bad = pkt.clone();
-        bad[0] = 9;
-        assert_eq!(
-            decode_datagram::<u32>(&bad, b"prod").unwrap_err(),
-            DecodeError::UnsupportedVersion(9)
-        );
-        assert_eq!(
-            decode_datagram::<u32>(&[], b"").unwrap_err(),
-            DecodeError::Truncated
-        );
-        let mut trailing = pkt.clone();
-        trailing.push(0);
-        assert_eq!(
-            decode_datagram::<u32>(&trailing, b"prod").unwrap_err(),
-            DecodeError::TrailingBytes
-        );
-    }
-
-    #[test]
-    fn huge_declared_count_is_rejected_before_allocating() {
-        let mut pkt = Vec::new();
-        write_header(&mut pkt, b"", 0);
-        encode_into(&Message::<u32>::Gossip, &mut pkt);
-        encode_count(u32::MAX as usize, &mut pkt);
-        pkt.extend_from_slice(&[0; 16]);
-        assert_eq!(
-            decode_datagram::<u32>(&pkt, b"").unwrap_err(),
-            DecodeError::TooManyUpdates
-        );
-    }
-
-    #[derive(Debug, Clone)]
-    enum OwnedUpdate {
-        Alive(String, u64, u32, Vec<u8>),
-        Suspect(String, u64, u32, String),
-        Dead(String, u64, u32),
-        Left(String, u64, u32),
-    }
-
-    impl OwnedUpdate {
-        fn borrow(&self) -> Update<'_, u32> {
-            match self {
-                OwnedUpdate::Alive(n, i, a, m) => Update::Alive {
-                    name: n,
-                    incarnation: *i,
-                    addr: *a,
-                    meta: m,
-                },
-                OwnedUpdate::Suspect(n, i, a, by) => Update::Suspect {
-                    name: n,
-                    incarnation: *i,
-                    addr: *a,
-                    accuser: by,
-                },
-                OwnedUpdate::Dead(n, i, a) => Update::Dead {
-                    name: n,
-                    incarnation: *i,
-                    addr: *a,
-                },
-                OwnedUpdate::Left(n, i, a) => Update::Left {
-                    name: n,
-                    incarnation: *i,
-                    addr: *a,
-                },
-            }
-        }
-    }
-
-    fn owned_update() -> impl Strategy<Value = OwnedUpdate> {
-        let name = "[a-z0-9-]{1,40}";
-        prop_oneof![
-            (
-                name,
-                any::<u64>(),
-                any::<u32>(),
-                proptest::collection::vec(any::<u8>(), 0..64)
-            )
-                .prop_map(|(n, i, a, m)| OwnedUpdate::Alive(n, i, a, m)),
-            (name, any::<u64>(), any::<u32>(), name)
-                .prop_map(|(n, i, a, b)| OwnedUpdate::Suspect(n, i, a, b)),
-            (name, any::<u64>(), any::<u32>()).prop_map(|(n, i, a)| OwnedUpdate::Dead(n, i, a)),
-            (name, any::<u64>(), any::<u32>()).prop_map(|(n, i, a)| OwnedUpdate::Left(n, i, a)),
-        ]
-    }
-
-    #[derive(Debug, Clone)]
-    enum OwnedMessage {
-        Gossip,
-        Ping(u32, String, u64),
-        PingReq(u32, String, u32, bool),
-        Ack(u32, u64),
-        Nack(u32),
-    }
-
-    fn owned_message() -> impl Strategy<Value = OwnedMessage> {
-        prop_oneof![
-            Just(OwnedMessage::Gossip),
-            (any::<u32>(), "[a-z]{1,30}", any::<u64>())
-                .prop_map(|(s, t, c)| OwnedMessage::Ping(s, t, c)),
-            (any::<u32>(), "[a-z]{1,30}", any::<u32>(), any::<bool>())
-                .prop_map(|(s, t, a, n)| OwnedMessage::PingReq(s, t, a, n)),
-            (any::<u32>(), any::<u64>()).prop_map(|(s, c)| OwnedMessage::Ack(s, c)),
-            any::<u32>().prop_map(OwnedMessage::Nack),
-        ]
-    }
-
-    impl OwnedMessage {
-        fn borrow(&self) -> Message<'_, u32> {
-            match self {
-                OwnedMessage::Gossip => Message::Gossip,
-                OwnedMessage::Ping(seq, t, c) => Message::Ping {
-                    seq: *seq,
-                    target: t,
-                    checksum: *c,
-                },
-                OwnedMessage::PingReq(seq, t, a, n) => Message::PingReq {
-                    seq: *seq,
-                    target: t,
-                    target_addr: *a,
-                    want_nack: *n,
-                },
-                OwnedMessage::Ack(seq, c) => Message::Ack {
-                    seq: *seq,
-                    checksum: *c,
-                },
-                OwnedMessage::Nack(seq) => Message::Nack { seq: *seq },
-            }
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn datagram_round_trips(
-            label in "[a-z]{0,12}",
-            msg in owned_message(),
-            ups in proptest::collection::vec(owned_update(), 0..20),
-        ) {
-            let updates: Vec<_> = ups.iter().map(OwnedUpdate::borrow).collect();
-            let bytes = encode_datagram(label.as_bytes(), &msg.borrow(), &updates);
-            let back = decode_datagram::<u32>(&bytes, label.as_bytes()).unwrap();
-            prop_assert_eq!(back.message, msg.borrow());
-            prop_assert_eq!(back.updates, updates);
-        }
-
-        #[test]
-        fn stream_round_trips(
-            join in any::<bool>(), reply in any::<bool>(),
-            ups in proptest::collection::vec(owned_update(), 0..50),
-        ) {
-            let updates: Vec<_> = ups.iter().map(OwnedUpdate::borrow).collect();
-            let header = StreamHeader { kind: StreamKind::PushPull { join, reply }, sender: "n1", sender_addr: 9u32 };
-            let bytes = encode_stream(b"", &header, &updates);
-            let back = decode_stream::<u32>(&bytes, b"").unwrap();
-            prop_assert_eq!(back.header, header);
-            prop_assert_eq!(back.updates, updates);
-        }
-
-        #[test]
-        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode_datagram::<u32>(&bytes, b"");
-            let _ = decode_stream::<u32>(&bytes, b"");
-            let mut framed = vec![PROTOCOL_VERSION, 0, 0];
-            framed.extend_from_slice(&bytes);
-            let _ = decode_datagram::<u32>(&framed, b"");
-            let _ = decode_stream::<u32>(&framed, b"");
-        }
-
-        #[test]
-        fn truncated_packets_are_errors(
-            msg in owned_message(),
-            ups in proptest::collection::vec(owned_update(), 1..5),
-            cut in any::<prop::sample::Index>(),
-        ) {
-            let updates: Vec<_> = ups.iter().map(OwnedUpdate::borrow).collect();
-            let bytes = encode_datagram(b"", &msg.borrow(), &updates);
-            let cut = cut.index(bytes.len());
-            prop_assert!(decode_datagram::<u32>(&bytes[..cut], b"").is_err());
-        }
-    }
-}
+mod tests;

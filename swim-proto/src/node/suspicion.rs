@@ -1,16 +1,104 @@
-//! Suspicion: Lifeguard's dynamic suspicion timeout and the protocol's scaling formulas.
+//! Suspicion (SWIM §4.2, Lifeguard §IV-B): a member that missed a probe is suspected before it
+//! is declared dead, and Lifeguard's dynamic timeout shrinks as independent accusers confirm;
+//! tombstones of dead and departed members are reaped after `tombstone_retention`.
 //!
-//! All formulas use integer fixed-point logarithms so every platform computes the same
-//! deadlines from the same inputs (no floating-point libm in the core).
+//! The fixed-point logarithm behind every scaling formula lives here too (gossip's retransmit
+//! limit and push-pull's interval use it). All formulas use integer fixed-point
+//! logarithms so every platform computes the same deadlines from the same inputs (no
+//! floating-point libm in the core).
 
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::timers::Timer;
+use super::{Address, Node, Source};
+use crate::io::{Event, Output};
 use crate::member::NodeName;
 use crate::time::Instant;
+use crate::wire::Update;
+
+impl<A: Address> Node<A> {
+    pub(super) fn new_suspicion(&mut self, incarnation: u64, accuser: &str) -> Suspicion {
+        let n = self.members.active() + 1;
+        let min = min_suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
+        let max = min.saturating_mul(self.config.suspicion_max_timeout_mult);
+        let k = self.config.suspicion_mult.saturating_sub(2);
+        let wanted = if n.saturating_sub(2) < k as usize {
+            0
+        } else {
+            k
+        };
+        let accuser = NodeName::new(accuser).expect("accuser names are validated on receipt");
+        Suspicion::new(incarnation, accuser, self.now, min, max, wanted)
+    }
+
+    pub(super) fn on_suspicion_timeout(&mut self, name: &NodeName, out: &mut Vec<Output<A>>) {
+        let Some(e) = self.members.get(name.as_str()) else {
+            return;
+        };
+        let Some(s) = e.suspicion() else { return };
+        if s.deadline > self.now {
+            return; // superseded by a later suspicion at a higher incarnation
+        }
+        let (inc, addr) = (e.member.incarnation, e.member.addr.clone());
+        self.stats.deaths_declared += 1;
+        self.apply_update(
+            &Update::Dead {
+                name: name.as_str(),
+                incarnation: inc,
+                addr,
+            },
+            Source::Local,
+            out,
+        );
+    }
+
+    pub(super) fn on_reap(&mut self, name: &NodeName, out: &mut Vec<Output<A>>) {
+        let Some(e) = self.members.get(name.as_str()) else {
+            return;
+        };
+        if e.reap_at().is_none_or(|t| t > self.now) {
+            return;
+        }
+        let e = self
+            .members
+            .remove(name.as_str())
+            .expect("reaped member exists");
+        out.push(Output::Event(Event::MemberRemoved(e.member)));
+    }
+
+    /// Makes room at the member table's cap by reaping the tombstone due soonest.
+    pub(super) fn evict_oldest_tombstone(&mut self, out: &mut Vec<Output<A>>) -> bool {
+        let victim = self.timers.queued().find_map(|(t, timer)| match timer {
+            Timer::Reap(n) => {
+                let e = self.members.get(n.as_str())?;
+                (e.reap_at() == Some(*t)).then(|| n.clone())
+            }
+            _ => None,
+        });
+        let Some(name) = victim else { return false };
+        let e = self.members.remove(name.as_str()).expect("victim exists");
+        out.push(Output::Event(Event::MemberRemoved(e.member)));
+        true
+    }
+
+    /// Lifeguard §IV-B: an independent accuser confirms; the timeout shrinks.
+    pub(super) fn confirm_suspicion(&mut self, slot: usize, accuser: &str) -> bool {
+        let e = self.members.at_mut(slot);
+        let Some(s) = e.suspicion_mut() else {
+            return false;
+        };
+        if !s.confirm(accuser) {
+            return false;
+        }
+        let (deadline, name) = (s.deadline, e.member.name.clone());
+        self.timers.push(deadline, Timer::Suspicion(name));
+        true
+    }
+}
 
 /// log2(x) in Q16 fixed point (16 fractional bits), for x >= 1.
-pub(crate) fn log2_q16(x: u64) -> u64 {
+pub(super) fn log2_q16(x: u64) -> u64 {
     let x = x.max(1);
     let int = 63 - u64::from(x.leading_zeros());
     // Mantissa in [1, 2) as Q32; each squaring yields one more fractional bit.
@@ -37,30 +125,6 @@ pub(crate) fn min_suspicion_timeout(mult: u32, n: usize, probe_interval: Duratio
     let log10_q16 = (u128::from(log2_q16(n as u64)) << 16) / u128::from(log2_q16(10));
     let node_scale = log10_q16.max(1 << 16);
     scale(probe_interval, node_scale * u128::from(mult))
-}
-
-/// Retransmissions of each update: `λ · ⌈log10(n + 1)⌉` (SWIM §4.1), at least λ.
-pub(crate) fn retransmit_limit(mult: u32, n: usize) -> u32 {
-    let mut digits = 0u32;
-    let mut reach = 1u64;
-    while reach < (n as u64).saturating_add(1) {
-        reach = reach.saturating_mul(10);
-        digits += 1;
-    }
-    mult.saturating_mul(digits.max(1))
-}
-
-/// Push-pull interval stretched above 32 members by `⌈log2 n − log2 32⌉ + 1`, so the cluster's
-/// total anti-entropy traffic grows slowly with its size.
-pub(crate) fn push_pull_interval(base: Duration, n: usize) -> Duration {
-    const THRESHOLD: u64 = 32;
-    let n = n as u64;
-    if n <= THRESHOLD {
-        return base;
-    }
-    let diff = log2_q16(n) - log2_q16(THRESHOLD);
-    let mult = diff.div_ceil(1 << 16) + 1;
-    base.saturating_mul(u32::try_from(mult).unwrap_or(u32::MAX))
 }
 
 /// One suspicion about one member at one incarnation (Lifeguard §IV-B).
@@ -168,23 +232,6 @@ mod tests {
         assert_eq!(min_suspicion_timeout(4, 10, i), Duration::from_secs(4));
         let t = min_suspicion_timeout(4, 1000, i).as_secs_f64();
         assert!((t - 12.0).abs() < 0.01, "{t}");
-    }
-
-    #[test]
-    fn retransmit_limit_follows_log10() {
-        assert_eq!(retransmit_limit(4, 1), 4);
-        assert_eq!(retransmit_limit(4, 9), 4);
-        assert_eq!(retransmit_limit(4, 10), 8);
-        assert_eq!(retransmit_limit(4, 99), 8);
-        assert_eq!(retransmit_limit(4, 1000), 16);
-    }
-
-    #[test]
-    fn push_pull_stretches_above_32() {
-        let b = Duration::from_secs(30);
-        assert_eq!(push_pull_interval(b, 32), b);
-        assert_eq!(push_pull_interval(b, 64), b * 2);
-        assert_eq!(push_pull_interval(b, 1000), b * 6);
     }
 
     /// Lifeguard §IV-B: each independent confirmation shrinks the timeout toward the minimum.

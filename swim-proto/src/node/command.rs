@@ -1,0 +1,109 @@
+//! Application commands ([`Command`]): join, leave, metadata, keys and replicated state
+//! writes. A rejected command changes nothing and is reported as [`Event::CommandRejected`].
+
+use alloc::vec::Vec;
+
+use super::timers::TimerKind;
+use super::{Address, Node};
+use crate::io::{Command, CommandError, Event, Output};
+use crate::member::{MemberState, Metadata};
+
+impl<A: Address> Node<A> {
+    pub(super) fn run_command(
+        &mut self,
+        command: Command<A>,
+        out: &mut Vec<Output<A>>,
+    ) -> Result<(), CommandError> {
+        let r = self.try_command(command, out);
+        if let Err(e) = &r {
+            out.push(Output::Event(Event::CommandRejected(e.clone())));
+        }
+        r
+    }
+
+    /// The keyring, for a key command; [`CommandError::NoKeyring`] without encryption.
+    fn keyring_mut(&mut self) -> Result<&mut crate::keyring::Keyring, CommandError> {
+        self.config.keyring.as_mut().ok_or(CommandError::NoKeyring)
+    }
+
+    pub(super) fn try_command(
+        &mut self,
+        command: Command<A>,
+        out: &mut Vec<Output<A>>,
+    ) -> Result<(), CommandError> {
+        if self.local.state == MemberState::Left {
+            return Err(CommandError::Left);
+        }
+        match command {
+            Command::Join { seeds } => {
+                if seeds.len() > self.config.max_members {
+                    return Err(CommandError::TooManySeeds {
+                        given: seeds.len(),
+                        max: self.config.max_members,
+                    });
+                }
+                let mut unique: Vec<A> = Vec::with_capacity(seeds.len());
+                for s in seeds {
+                    if s != self.local.addr && !unique.contains(&s) {
+                        unique.push(s);
+                    }
+                }
+                if unique.is_empty() {
+                    return Err(CommandError::NoSeeds);
+                }
+                self.sync.seeds = unique;
+                self.sync.join_pending = true;
+                self.sync.join_backoff = self.config.join_retry_initial;
+                self.contact_seeds_backing_off(out);
+            }
+            Command::Leave => {
+                self.local.state = MemberState::Left;
+                self.take_probe();
+                self.timers.clear(TimerKind::Probe);
+                self.timers.clear(TimerKind::Join);
+                self.timers.clear(TimerKind::PushPull);
+                self.announce_self();
+                if self.members.active() == 0 {
+                    self.leave_reported = true;
+                    out.push(Output::Event(Event::LeaveComplete));
+                }
+            }
+            Command::InstallKey(key) => {
+                let ring = self.keyring_mut()?;
+                ring.install(key).map_err(CommandError::Keyring)?;
+            }
+            Command::UseKey(key) => {
+                let ring = self.keyring_mut()?;
+                ring.use_key(&key).map_err(CommandError::Keyring)?;
+            }
+            Command::RemoveKey(key) => {
+                let ring = self.keyring_mut()?;
+                ring.remove(&key).map_err(CommandError::Keyring)?;
+            }
+            Command::Publish(w) => self.publish(alloc::vec![(w, false)], out)?,
+            Command::PublishMany(ws) => {
+                self.publish(ws.into_iter().map(|w| (w, false)).collect(), out)?;
+            }
+            Command::Delete { ty, key } => {
+                let w = crate::io::StateWrite {
+                    ty,
+                    key,
+                    value: Vec::new(),
+                };
+                self.publish(alloc::vec![(w, true)], out)?;
+            }
+            Command::UpdateMetadata(meta) => {
+                if meta.len() > self.config.max_meta_len {
+                    return Err(CommandError::MetadataTooLarge {
+                        len: meta.len(),
+                        max: self.config.max_meta_len,
+                    });
+                }
+                self.local.meta = Metadata::from(meta);
+                self.local.incarnation = self.local.incarnation.saturating_add(1);
+                self.announce_self();
+            }
+        }
+        Ok(())
+    }
+}
