@@ -15,7 +15,7 @@ use crate::handlers::HandlerConfig;
 /// The `[agent]` table. Every field is optional; command-line flags override it. Fields marked
 /// *reloadable* take effect on `SIGHUP` or `POST /reload`; the others are named in a log line
 /// and kept as they were.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AgentConfig {
@@ -41,18 +41,24 @@ pub struct AgentConfig {
     pub handler_queue: usize,
 }
 
-impl AgentConfig {
-    /// Defaults: no API, handlers as [`HandlerConfig::default`].
-    pub fn new() -> Self {
+impl Default for AgentConfig {
+    /// No API, default log filter, no handlers, handler bounds as [`HandlerConfig::default`].
+    fn default() -> Self {
         let h = HandlerConfig::default();
         AgentConfig {
+            http: None,
+            metrics: None,
+            http_token: None,
+            log: None,
+            event_handlers: Vec::new(),
             handler_timeout: h.timeout,
             handler_concurrency: h.concurrency,
             handler_queue: h.queue,
-            ..AgentConfig::default()
         }
     }
+}
 
+impl AgentConfig {
     /// The event-handler settings of this table.
     pub fn handlers(&self) -> Result<HandlerConfig, Error> {
         let h = HandlerConfig {
@@ -68,7 +74,7 @@ impl AgentConfig {
 
 #[derive(Deserialize)]
 struct OnlyAgent {
-    #[serde(default = "AgentConfig::new")]
+    #[serde(default)]
     agent: AgentConfig,
 }
 

@@ -484,17 +484,26 @@ async fn bad_flags_and_config_values_are_rejected_naming_them() {
     assert!(err.contains("a value is required for '--join"), "{err}");
     let (code, err) = run(&["agent", "--preset", "moon"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("--preset") && err.contains("moon") && err.contains("local"), "{err}");
+    assert!(
+        err.contains("--preset") && err.contains("moon") && err.contains("local"),
+        "{err}"
+    );
     let (code, err) = run(&["--handler-timeout", "soon"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--handler-timeout"), "{err}");
     // A misspelt flag is named, with the closest one suggested.
     let (code, err) = run(&["--advertize", "127.0.0.1:1"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("'--advertize'") && err.contains("--advertise"), "{err}");
+    assert!(
+        err.contains("'--advertize'") && err.contains("--advertise"),
+        "{err}"
+    );
     let (code, err) = run(&["members", "--formt", "json"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("'--formt'") && err.contains("--format"), "{err}");
+    assert!(
+        err.contains("'--formt'") && err.contains("--format"),
+        "{err}"
+    );
     // --flag=value works like --flag value.
     let (code, err) = run(&["--bind=127.0.0.1:1", "--join=no-port"]);
     assert_eq!(code, Some(2));
@@ -502,8 +511,18 @@ async fn bad_flags_and_config_values_are_rejected_naming_them() {
     // 0.0.0.0 needs --advertise; with it, the config is valid (checked before binding).
     let (_, err) = run(&["--bind", "0.0.0.0:1", "--join", "no-port"]);
     assert!(err.contains("--advertise"), "{err}");
-    let (_, err) = run(&["--bind", "0.0.0.0:1", "--advertise", "127.0.0.1:1", "--join", "no-port"]);
-    assert!(err.contains("seeds[0]") && !err.contains("advertise"), "{err}");
+    let (_, err) = run(&[
+        "--bind",
+        "0.0.0.0:1",
+        "--advertise",
+        "127.0.0.1:1",
+        "--join",
+        "no-port",
+    ]);
+    assert!(
+        err.contains("seeds[0]") && !err.contains("advertise"),
+        "{err}"
+    );
     // The API off loopback needs a token.
     let (code, err) = run(&["--bind", "127.0.0.1:0", "--http", "0.0.0.0:0"]);
     assert_eq!(code, Some(2));

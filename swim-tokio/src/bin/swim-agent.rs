@@ -255,7 +255,7 @@ fn settings(f: &AgentArgs) -> Result<Settings, String> {
         Some(path) => {
             load_agent_file(path).map_err(|e| format!("--config {}: {e}", path.display()))?
         }
-        None => (DriverConfig::default(), AgentConfig::new(), false),
+        None => (DriverConfig::default(), AgentConfig::default(), false),
     };
     if let Some(p) = f.preset {
         if f.config.is_some() {
