@@ -155,11 +155,11 @@ mod tests {
     #[test]
     fn the_agent_table_parses_beside_the_driver_fields() {
         let (d, a, named) = load(
-            "port = 8000\n[agent]\nlog = \"debug\"\nevent_handlers = [\"cat\"]\nhandler_timeout = \"2s\"\n[core]\nprobe_interval = \"300ms\"\n",
+            "port = 8000\n[agent]\nlog = \"debug\"\nevent_handlers = [\"cat\"]\nhandler_timeout = \"2s\"\n[core]\nprobe_interval = \"2s\"\n",
         )
         .unwrap();
         assert_eq!(d.port, 8000);
-        assert_eq!(d.core.probe_interval, Duration::from_millis(300));
+        assert_eq!(d.core.probe_interval, Duration::from_secs(2));
         assert_eq!(a.log.as_deref(), Some("debug"));
         assert_eq!(a.handler_timeout, Duration::from_secs(2));
         assert_eq!(
