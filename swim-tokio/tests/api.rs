@@ -398,3 +398,43 @@ async fn event_handlers_get_the_event_json_and_reload_swaps_them() {
     assert!(!old.contains("h-c"), "the old handler still ran: {old}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn over_the_concurrency_limit_requests_get_503_and_health_stays_served() {
+    let mut config = swim_tokio::DriverConfig::with_preset(swim_tokio::Preset::Local);
+    config.port = 0;
+    config.name = "busy".into();
+    let cluster = swim_tokio::Cluster::start(config).await.unwrap();
+    let mut api = swim_tokio::control::ApiConfig::default();
+    api.max_concurrent = 1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(swim_tokio::control::serve(listener, cluster.clone(), api));
+    // Hold the node task busy so that one request occupies the only slot.
+    let busy = cluster.clone();
+    let stall = tokio::spawn(async move {
+        busy.inspect(|_| std::thread::sleep(Duration::from_millis(1500)))
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let http = reqwest::Client::new();
+    let first = tokio::spawn(http.get(format!("http://{addr}/members")).send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = http
+        .get(format!("http://{addr}/members"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "the second request is shed, not queued");
+    let r = http
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "/health is outside the limit");
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    stall.await.unwrap();
+    server.abort();
+    cluster.shutdown().await.unwrap();
+}

@@ -139,9 +139,12 @@ async fn call(
         r = r.json(&b);
     }
     let at = format!("--http {}", api.http);
-    let resp = r.send().await.map_err(|e| format!("{at}: {e}"))?;
+    let resp = r.send().await.map_err(|e| format!("{at}: {}", chain(&e)))?;
     let code = resp.status();
-    let text = resp.text().await.map_err(|e| format!("{at}: {e}"))?;
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("{at}: {}", chain(&e)))?;
     if !code.is_success() {
         let why = serde_json::from_str::<Value>(&text)
             .ok()
@@ -189,15 +192,30 @@ async fn monitor(api: &ApiArgs) -> Result<(), String> {
     let mut resp = request(api, &http, reqwest::Method::GET, "/events")
         .send()
         .await
-        .map_err(|e| format!("{at}: {e}"))?;
+        .map_err(|e| format!("{at}: {}", chain(&e)))?;
     if !resp.status().is_success() {
         return Err(format!("{at}/events: HTTP {}", resp.status()));
     }
     let mut out = std::io::stdout().lock();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{at}: {e}"))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("{at}: {}", chain(&e)))?
+    {
         if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
             break;
         }
     }
     Ok(())
+}
+
+/// An error with its sources (`error sending request: ... : Connection refused`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
