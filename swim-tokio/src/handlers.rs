@@ -8,13 +8,12 @@
 //! blocking the node.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -108,39 +107,27 @@ fn matches(filter: &[&str], event: &str) -> bool {
 pub fn spawn(cluster: &Cluster, config: watch::Receiver<HandlerConfig>) -> JoinHandle<()> {
     let mut events = cluster.subscribe();
     let node = cluster.name().to_string();
-    let queue = config.borrow().queue;
-    let (tx, mut rx) = mpsc::channel::<(String, String, Value)>(queue);
-    let slots = Arc::new(Semaphore::new(MAX_CONCURRENCY));
-    // Permits beyond `concurrency` are held back here; a reload adjusts how many.
-    let mut held = slots
-        .clone()
-        .try_acquire_many_owned((MAX_CONCURRENCY - config.borrow().concurrency) as u32);
+    let (tx, mut rx) = mpsc::channel::<(String, String, Value)>(config.borrow().queue);
     let runner_config = config.clone();
-    let runner = {
-        let slots = slots.clone();
-        let node = node.clone();
-        async move {
-            while let Some((name, cmd, line)) = rx.recv().await {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let timeout = runner_config.borrow().timeout;
-                let node = node.clone();
-                tokio::spawn(
-                    async move {
-                        let _permit = permit;
-                        run_one(&node, &name, &cmd, &line, timeout).await;
-                    }
-                    .in_current_span(),
-                );
+    let runner = async move {
+        let mut running = JoinSet::new();
+        while let Some((name, cmd, line)) = rx.recv().await {
+            // Reap finished runs, then wait for a slot; the bound is read at each run, so a
+            // reload takes effect at once.
+            while running.try_join_next().is_some() {}
+            while running.len() >= runner_config.borrow().concurrency {
+                running.join_next().await;
             }
+            let timeout = runner_config.borrow().timeout;
+            let node = node.clone();
+            running.spawn(
+                async move { run_one(&node, &name, &cmd, &line, timeout).await }.in_current_span(),
+            );
         }
-        .in_current_span()
     };
-    tokio::spawn(runner);
+    tokio::spawn(runner.in_current_span());
     tokio::spawn(
         async move {
-            let mut concurrency = config.borrow().concurrency;
             while let Some(item) = events.recv().await {
                 let e = match item {
                     ClusterEvent::Event(e) => e,
@@ -149,18 +136,10 @@ pub fn spawn(cluster: &Cluster, config: watch::Receiver<HandlerConfig>) -> JoinH
                         continue;
                     }
                 };
-                let cfg = config.borrow().clone();
-                if cfg.concurrency != concurrency {
-                    // Re-balance the held-back permits (a reload changed the bound).
-                    drop(held);
-                    concurrency = cfg.concurrency;
-                    held = slots
-                        .clone()
-                        .try_acquire_many_owned((MAX_CONCURRENCY - concurrency) as u32);
-                }
+                let commands = config.borrow().commands.clone();
                 let name = event_name(&e.event);
                 let line = event_json(&e);
-                for spec in &cfg.commands {
+                for spec in &commands {
                     let (filter, cmd) = parse_handler(spec);
                     if !matches(&filter, name) {
                         continue;
@@ -177,7 +156,6 @@ pub fn spawn(cluster: &Cluster, config: watch::Receiver<HandlerConfig>) -> JoinH
                     }
                 }
             }
-            let _ = held;
         }
         .in_current_span(),
     )

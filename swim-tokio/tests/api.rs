@@ -438,3 +438,57 @@ async fn over_the_concurrency_limit_requests_get_503_and_health_stays_served() {
     server.abort();
     cluster.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_handlers_run_one_at_a_time_and_are_killed_at_the_timeout() {
+    let out = std::env::temp_dir().join(format!("swim-handler-bounds-{}.txt", std::process::id()));
+    std::fs::remove_file(&out).ok();
+    let start = |name: &str, seeds: Vec<String>| {
+        let mut c = swim_tokio::DriverConfig::with_preset(swim_tokio::Preset::Local);
+        c.port = 0;
+        c.name = name.into();
+        c.seeds = seeds;
+        swim_tokio::Cluster::start(c)
+    };
+    let a = start("bound-a", vec![]).await.unwrap();
+    let mut h = swim_tokio::handlers::HandlerConfig::default();
+    // Every run appends a line, then sleeps far longer than the timeout.
+    h.commands = vec![format!(
+        "echo \"$SWIM_EVENT\" >> {}; exec sleep 30",
+        out.display()
+    )];
+    h.concurrency = 1;
+    h.timeout = Duration::from_millis(400);
+    let (_tx, rx) = tokio::sync::watch::channel(h);
+    swim_tokio::handlers::spawn(&a, rx);
+    let seed = vec![a.addr().to_string()];
+    let b = start("bound-b", seed.clone()).await.unwrap();
+    let c = start("bound-c", seed).await.unwrap();
+    let lines = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lines() == 0 {
+        assert!(Instant::now() < deadline, "no handler ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One slot: the second run waits while the first sleeps.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(lines(), 1, "concurrency 1 let a second handler start");
+    // The timeout kills the first, and the next (the other member's join) runs.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lines() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out handler was not killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for n in [&a, &b, &c] {
+        n.shutdown().await.unwrap();
+    }
+    std::fs::remove_file(&out).ok();
+}
