@@ -38,10 +38,17 @@ fn size_histogram() -> Histogram {
 
 impl Default for MessageSizes {
     fn default() -> Self {
-        MessageSizes {
+        let sizes = MessageSizes {
             datagrams: Family::new_with_constructor(size_histogram),
             streams: Family::new_with_constructor(size_histogram),
+        };
+        // Every series exists from the start (empty), so dashboards see them before traffic.
+        for f in [&sizes.datagrams, &sizes.streams] {
+            for d in [SENT, RECEIVED] {
+                drop(f.get_or_create(&vec![d]));
+            }
         }
+        sizes
     }
 }
 
