@@ -170,7 +170,7 @@ struct AgentArgs {
     /// Node name, unique in the cluster [default: the host name]
     #[arg(long)]
     name: Option<String>,
-    /// TOML file: driver fields, [core] and [agent] (docs/driver.md) [default: none]
+    /// TOML file: driver fields, `[core]` and `[agent]` (docs/driver.md) [default: none]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Core timer preset when no config file sets one [default: lan]
