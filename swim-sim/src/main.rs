@@ -3,96 +3,149 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
 use swim_sim::scenario::BUILT_IN;
 use swim_sim::trace_file::{self, ReplayOptions};
 use swim_sim::{Knobs, Progress, RunOptions, Scenario, derive_seed, run};
 
-const USAGE: &str = "\
-usage:
-  swim-sim run --scenario NAME [--nodes N] [--seconds S] [--seed X] [--loss P]
-               [--json] [--digest] [--without-state] [--record FILE] [--report FILE.html]
-  swim-sim run --scenario-file FILE.toml [--seed X] [--json] [--record FILE] [--report FILE.html]
-  swim-sim swarm [--runs R] [--seed X]
-  swim-sim replay FILE [--node NAME] [--until T] [--verbose]
-  swim-sim scenarios
+/// Run, swarm-test and replay simulated SWIM clusters.
+#[derive(Parser, Debug)]
+#[command(name = "swim-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-scenarios: steady, crash, loss, slow, pause, partition, churn, join-storm, restart-all, state, swarm
-defaults: --nodes 100 --seconds 120 --seed 1 --runs 100; --loss adds datagram loss (0.05 for `loss`
-and `state`); --without-state drops a scenario's replicated-state writes (a baseline to compare)";
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run one scenario (built-in or from a file) and print its report.
+    #[command(after_help = scenarios_help())]
+    Run(RunArgs),
+    /// Run many seeded random scenarios (swarm testing) and report the failing seeds.
+    Swarm {
+        /// Number of runs.
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        /// Seed the runs' seeds derive from.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Re-execute a trace recorded with `run --record` or `swim-agent --record` and check that
+    /// every output matches.
+    Replay {
+        /// The trace file.
+        file: PathBuf,
+        /// Replay only this node's inputs. [default: every node]
+        #[arg(long)]
+        node: Option<String>,
+        /// Stop at this simulated time (seconds, or a duration such as 90s). [default: the end]
+        #[arg(long, value_parser = parse_until)]
+        until: Option<Duration>,
+        /// Print every step.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// List every built-in scenario.
+    Scenarios,
+}
+
+/// `run`'s flags. With --scenario-file, --nodes, --seconds and --loss given on the command
+/// line override the file's values (and the result is validated again).
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A built-in scenario (see `swim-sim scenarios`).
+    #[arg(long, value_parser = PossibleValuesParser::new(BUILT_IN.iter().copied()),
+          required_unless_present = "scenario_file", conflicts_with = "scenario_file")]
+    scenario: Option<String>,
+    /// A TOML scenario file; --nodes, --seconds and --loss override its values when given.
+    #[arg(long, value_name = "FILE")]
+    scenario_file: Option<PathBuf>,
+    /// Number of nodes (2..=100000). [default: 100, or the file's]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    nodes: Option<u64>,
+    /// Simulated seconds. [default: 120, or the file's]
+    #[arg(long, value_parser = parse_seconds)]
+    seconds: Option<f64>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Datagram loss probability (0..=1). [default: 0.05 for `loss` and `state`, else none]
+    #[arg(long, value_parser = parse_loss)]
+    loss: Option<f64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Compute a digest of every output (a determinism check).
+    #[arg(long)]
+    digest: bool,
+    /// Drop the scenario's replicated-state writes (a baseline to compare).
+    #[arg(long)]
+    without_state: bool,
+    /// Write a trace for `swim-sim replay`. [default: none]
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Write an HTML report. [default: none]
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+}
+
+fn scenarios_help() -> String {
+    format!("Built-in scenarios: {}", BUILT_IN.join(", "))
+}
+
+fn parse_seconds(v: &str) -> Result<f64, String> {
+    let s: f64 = v.parse().map_err(|e| format!("{e}"))?;
+    if !(s.is_finite() && s > 0.0) {
+        return Err(format!("must be positive, got {s}"));
+    }
+    Ok(s)
+}
+
+fn parse_loss(v: &str) -> Result<f64, String> {
+    let p: f64 = v.parse().map_err(|e| format!("{e}"))?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("must be within 0..=1, got {p}"));
+    }
+    Ok(p)
+}
+
+fn parse_until(v: &str) -> Result<Duration, String> {
+    swim_proto::duration::parse(v)
+        .or_else(|_| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or("bad number")
+        })
+        .map_err(|e| format!("{e} (use seconds or a duration like 90s)"))
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("run") => cmd_run(&args[1..]),
-        Some("swarm") => cmd_swarm(&args[1..]),
-        Some("replay") => cmd_replay(&args[1..]),
-        Some("scenarios") => {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run(args) => cmd_run(args),
+        Cmd::Swarm { runs, seed } => cmd_swarm(runs, seed),
+        Cmd::Replay {
+            file,
+            node,
+            until,
+            verbose,
+        } => cmd_replay(&file, node, until, verbose),
+        Cmd::Scenarios => {
             println!("{}", BUILT_IN.join("\n"));
             Ok(ExitCode::SUCCESS)
         }
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(other) => Err(format!("unknown command {other:?}")),
-        None => Err("missing command".into()),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
+            eprintln!("error: {e}");
             ExitCode::from(2)
-        }
-    }
-}
-
-/// Flags as `--name value` pairs plus positional arguments; every flag is checked.
-struct Flags {
-    pairs: Vec<(String, Option<String>)>,
-    positional: Vec<String>,
-}
-
-impl Flags {
-    fn parse(args: &[String], switches: &[&str], valued: &[&str]) -> Result<Flags, String> {
-        let mut pairs = Vec::new();
-        let mut positional = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if switches.contains(&a.as_str()) {
-                pairs.push((a.clone(), None));
-            } else if valued.contains(&a.as_str()) {
-                let v = it.next().ok_or(format!("{a} needs a value"))?;
-                pairs.push((a.clone(), Some(v.clone())));
-            } else if a.starts_with("--") {
-                return Err(format!("unknown option {a}"));
-            } else {
-                positional.push(a.clone());
-            }
-        }
-        Ok(Flags { pairs, positional })
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.pairs.iter().any(|(n, _)| n == name)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.as_deref())
-    }
-
-    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|e| format!("{name} {v:?}: {e}")),
         }
     }
 }
@@ -126,77 +179,61 @@ fn progress_printer() -> Box<dyn FnMut(Progress)> {
     })
 }
 
-fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
-    let f = Flags::parse(
-        args,
-        &["--json", "--digest", "--without-state"],
-        &[
-            "--scenario",
-            "--scenario-file",
-            "--nodes",
-            "--seconds",
-            "--seed",
-            "--loss",
-            "--record",
-            "--report",
-        ],
-    )?;
-    if let Some(p) = f.positional.first() {
-        return Err(format!("unexpected argument {p:?}"));
-    }
-    let seed: u64 = f.num("--seed", 1)?;
-    let scenario = match (f.get("--scenario"), f.get("--scenario-file")) {
+/// The scenario `run` asks for: a built-in one with the knobs, or the file's with the flags
+/// given on the command line over it.
+fn scenario_of(f: &RunArgs) -> Result<Scenario, String> {
+    let seed = f.seed;
+    Ok(match (&f.scenario, &f.scenario_file) {
         (Some(_), Some(_)) => return Err("give --scenario or --scenario-file, not both".into()),
         (None, None) => return Err("--scenario NAME or --scenario-file FILE is required".into()),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--scenario-file {path}: {e}"))?;
-            Scenario::from_toml(&text).map_err(|e| format!("--scenario-file {path}: {e}"))?
+            let at = format!("--scenario-file {}", path.display());
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{at}: {e}"))?;
+            let mut s = Scenario::from_toml(&text).map_err(|e| format!("{at}: {e}"))?;
+            // Flags given on the command line override the file.
+            if let Some(n) = f.nodes {
+                s.nodes = n as usize;
+            }
+            if let Some(secs) = f.seconds {
+                s.duration = Duration::from_secs_f64(secs);
+            }
+            if let Some(p) = f.loss {
+                s.network.loss = p;
+            }
+            s.validate()
+                .map_err(|e| format!("{at} with the command line's overrides: {e}"))?;
+            s
         }
         (Some(name), None) => {
-            let nodes: usize = f.num("--nodes", 100)?;
-            let seconds: f64 = f.num("--seconds", 120.0)?;
-            if !(seconds.is_finite() && seconds > 0.0) {
-                return Err(format!("--seconds must be positive, got {seconds}"));
-            }
-            if !(2..=100_000).contains(&nodes) {
-                return Err(format!("--nodes must be within 2..=100000, got {nodes}"));
-            }
-            let loss = match f.get("--loss") {
-                None => None,
-                Some(v) => {
-                    let p: f64 = v.parse().map_err(|e| format!("--loss {v:?}: {e}"))?;
-                    if !(0.0..=1.0).contains(&p) {
-                        return Err(format!("--loss must be within 0..=1, got {p}"));
-                    }
-                    Some(p)
-                }
-            };
             let knobs = Knobs {
-                nodes,
-                duration: Duration::from_secs_f64(seconds),
-                loss,
+                nodes: f.nodes.map_or(100, |n| n as usize),
+                duration: Duration::from_secs_f64(f.seconds.unwrap_or(120.0)),
+                loss: f.loss,
             };
             Scenario::built_in(name, &knobs, seed).map_err(|e| format!("--scenario: {e}"))?
         }
-    };
+    })
+}
+
+fn cmd_run(f: RunArgs) -> Result<ExitCode, String> {
+    let seed = f.seed;
+    let scenario = scenario_of(&f)?;
     let mut scenario = scenario;
-    if f.has("--without-state") {
+    if f.without_state {
         // The same run without state traffic, to compare membership metrics against.
         scenario.workload = None;
     }
-    let record = match f.get("--record") {
+    let record = match &f.record {
         Some(path) => Some(
-            trace_file::create(&PathBuf::from(path))
-                .map_err(|e| format!("--record {path}: {e}"))?,
+            trace_file::create(path).map_err(|e| format!("--record {}: {e}", path.display()))?,
         ),
         None => None,
     };
-    let report_path = f.get("--report").map(PathBuf::from);
+    let report_path = f.report.clone();
     let opts = RunOptions {
         record,
         progress: Some(progress_printer()),
-        digest: f.has("--digest"),
+        digest: f.digest,
         ..RunOptions::default()
     };
     let report = run(&scenario, seed, opts);
@@ -207,7 +244,7 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
         std::fs::write(path, swim_sim::html::render(&report))
             .map_err(|e| format!("--report {}: {e}", path.display()))?;
     }
-    if f.has("--json") {
+    if f.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_table());
@@ -217,27 +254,23 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
     }
     if let Some(v) = &report.violation {
         eprintln!("invariant violated: {v}");
-        eprintln!("reproduce: swim-sim run {}", reproduce_args(args));
+        eprintln!("reproduce: swim-sim run {}", reproduce_args());
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn reproduce_args(args: &[String]) -> String {
-    args.iter()
-        .filter(|a| *a != "--json")
-        .cloned()
+/// The command line after `run`, without `--json`.
+fn reproduce_args() -> String {
+    std::env::args()
+        .skip_while(|a| a != "run")
+        .skip(1)
+        .filter(|a| a != "--json")
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn cmd_swarm(args: &[String]) -> Result<ExitCode, String> {
-    let f = Flags::parse(args, &[], &["--runs", "--seed"])?;
-    if let Some(p) = f.positional.first() {
-        return Err(format!("unexpected argument {p:?}"));
-    }
-    let runs: u64 = f.num("--runs", 100)?;
-    let seed: u64 = f.num("--seed", 1)?;
+fn cmd_swarm(runs: u64, seed: u64) -> Result<ExitCode, String> {
     let start = std::time::Instant::now();
     let mut failures = Vec::new();
     let mut sim_seconds = 0.0;
@@ -273,32 +306,20 @@ fn cmd_swarm(args: &[String]) -> Result<ExitCode, String> {
     })
 }
 
-fn cmd_replay(args: &[String]) -> Result<ExitCode, String> {
-    let f = Flags::parse(args, &["--verbose"], &["--node", "--until"])?;
-    let [path] = f.positional.as_slice() else {
-        return Err("replay needs exactly one trace FILE".into());
-    };
-    let until = match f.get("--until") {
-        None => None,
-        Some(v) => {
-            let d = swim_proto::duration::parse(v)
-                .or_else(|_| {
-                    v.parse::<f64>()
-                        .map(Duration::from_secs_f64)
-                        .map_err(|_| "bad number")
-                })
-                .map_err(|e| format!("--until {v:?}: {e} (use seconds or a duration like 90s)"))?;
-            Some(swim_proto::Instant::ZERO + d)
-        }
-    };
+fn cmd_replay(
+    path: &std::path::Path,
+    node: Option<String>,
+    until: Option<Duration>,
+    verbose: bool,
+) -> Result<ExitCode, String> {
     let opts = ReplayOptions {
-        node: f.get("--node").map(String::from),
-        until,
-        verbose: f.has("--verbose"),
+        node,
+        until: until.map(|d| swim_proto::Instant::ZERO + d),
+        verbose,
     };
     let stdout = std::io::stdout();
     let mut log = std::io::BufWriter::new(stdout.lock());
-    let summary = trace_file::replay(&PathBuf::from(path), &opts, &mut log)?;
+    let summary = trace_file::replay(path, &opts, &mut log)?;
     let _ = log.flush();
     drop(log);
     match summary.divergence {
@@ -313,5 +334,94 @@ fn cmd_replay(args: &[String]) -> Result<ExitCode, String> {
             println!("DIVERGED after {} steps: {d}", summary.steps);
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("swim-sim").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn help_and_version_on_every_subcommand() {
+        for sub in [&[][..], &["run"], &["swarm"], &["replay"], &["scenarios"]] {
+            let mut args = sub.to_vec();
+            args.push("--help");
+            let e = parse(&args).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{args:?}");
+            assert_eq!(e.exit_code(), 0);
+        }
+        let help = parse(&["run", "--help"]).unwrap_err().to_string();
+        for name in BUILT_IN {
+            assert!(help.contains(name), "run --help lacks scenario {name}");
+        }
+        assert!(help.contains("[default: 1]") && help.contains("[default: 120, or the file's]"));
+        assert_eq!(
+            parse(&["--version"]).unwrap_err().kind(),
+            ErrorKind::DisplayVersion
+        );
+    }
+
+    #[test]
+    fn unknown_flags_and_bad_values_are_named() {
+        let e = parse(&["run", "--scenario", "crash", "--sede", "3"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownArgument);
+        let text = e.to_string();
+        assert!(
+            text.contains("'--sede'") && text.contains("--seed"),
+            "{text}"
+        );
+        let e = parse(&["run", "--scenario", "crash", "--nodes=1"]).unwrap_err();
+        assert!(e.to_string().contains("--nodes"), "{e}");
+        let e = parse(&["run", "--scenario", "crash", "--loss", "2"]).unwrap_err();
+        assert!(e.to_string().contains("--loss"), "{e}");
+        let e = parse(&["run", "--scenario", "stedy"]).unwrap_err();
+        assert!(e.to_string().contains("steady"), "{e}");
+        let e = parse(&["run", "--scenario", "crash", "--scenario-file", "f.toml"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+        assert_eq!(
+            parse(&["run"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn flags_override_a_scenario_file_and_are_validated_again() {
+        let path = std::env::temp_dir().join(format!("swim-sim-cli-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "name = \"t\"\nnodes = 20\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nkind = \"crash\"\nnode = 15\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let run_args = |extra: &[&str]| {
+            let mut args = vec!["run", "--scenario-file", file];
+            args.extend_from_slice(extra);
+            match parse(&args).unwrap().command {
+                Cmd::Run(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let s = scenario_of(&run_args(&[])).unwrap();
+        assert_eq!((s.nodes, s.duration), (20, Duration::from_secs(30)));
+        let s = scenario_of(&run_args(&[
+            "--nodes",
+            "16",
+            "--seconds",
+            "9",
+            "--loss",
+            "0.1",
+        ]))
+        .unwrap();
+        assert_eq!((s.nodes, s.duration), (16, Duration::from_secs(9)));
+        assert_eq!(s.network.loss, 0.1);
+        // Node 15 crashes: 10 nodes cannot hold it, and the error says the override caused it.
+        let e = scenario_of(&run_args(&["--nodes", "10"])).unwrap_err();
+        assert!(e.contains("overrides"), "{e}");
+        std::fs::remove_file(&path).ok();
     }
 }

@@ -258,7 +258,7 @@ pub(crate) fn split_host_port(s: &str) -> Option<(&str, u16)> {
 }
 
 /// A TOML error as [`Error::Config`], naming the dotted key at the error's position.
-fn toml_error(text: &str, e: &toml::de::Error) -> Error {
+pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> Error {
     let field = e
         .span()
         .and_then(|span| key_at(text, span.start))

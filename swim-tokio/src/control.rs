@@ -1,108 +1,519 @@
-//! A minimal HTTP/1.1 control server on tokio TCP (no framework): `GET /members`, `/alive`,
-//! `/local`, `/stats`, `/metrics`, `/health`; and the matching client used by
-//! `swim-agent members`.
+//! The HTTP control API of an agent, on axum: members, stats, metrics, replicated state, the
+//! view and leader, a live event stream, and the POST operations the `swim-agent` subcommands
+//! use (join, leave, keys, publish, reload). No protocol logic lives here: every handler is one
+//! [`Cluster`] call.
 //!
-//! Bounds: at most [`MAX_CONNECTIONS`] requests served at once (more are closed), a request
-//! head of at most [`MAX_HEAD`] bytes read within [`IO_TIMEOUT`], one request per connection
-//! (`Connection: close`).
+//! Limits, so that no client can starve the probes' observers:
+//! - `/health`, `/ready` and `/metrics` are served outside every other limit.
+//! - The other routes share [`ApiConfig::max_concurrent`] requests in flight; more are answered
+//!   `503` at once (load shedding) instead of queueing.
+//! - Event streams are bounded by [`ApiConfig::max_event_streams`] (`503` beyond).
+//! - Request bodies above [`ApiConfig::max_body`] get `413`; headers above 16 KiB are refused;
+//!   a request must arrive within [`ApiConfig::header_timeout`] (idle connections are closed)
+//!   and be answered within [`ApiConfig::request_timeout`] (`408`).
+//! - POST requests need `Authorization: Bearer <token>` when a token is set; a server bound
+//!   off loopback without a token is refused by [`ApiConfig::check_bind`].
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use swim_proto::{Command, SecretKey};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_stream::StreamExt;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
 
-use crate::events::member_json;
+use crate::error::Error;
+use crate::events::{ClusterEvent, event_json, member_json, unix_ms};
 use crate::handle::Cluster;
 
-/// Requests served at once.
-pub const MAX_CONNECTIONS: usize = 16;
-/// Largest request head accepted, in bytes.
-pub const MAX_HEAD: usize = 8 << 10;
-/// Longest time to read a request or write a response.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest request head (request line and headers) accepted, in bytes.
+pub const MAX_HEAD: usize = 16 << 10;
 
-/// Serves the control endpoints for `cluster` until the listener fails or the task is dropped.
-pub async fn serve(listener: TcpListener, cluster: Cluster) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok((conn, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
-        let cluster = cluster.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = tokio::time::timeout(IO_TIMEOUT, serve_one(conn, &cluster)).await;
-        });
+/// A reload request: the reply carries what was applied and what was refused, or why the new
+/// configuration was rejected as a whole.
+pub type ReloadRequest = oneshot::Sender<Result<Value, String>>;
+
+/// How the control API is served. Defaults: no token, 64 KiB bodies, 32 requests in flight,
+/// 16 event streams, 5 s to send a request head, 10 s to answer.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// Bearer token POST requests must carry. Required when bound off loopback.
+    pub token: Option<String>,
+    /// Largest request body, in bytes (`413` beyond). Default 64 KiB.
+    pub max_body: usize,
+    /// Requests in flight on the routes other than `/health`, `/ready`, `/metrics`; more are
+    /// answered `503`. Default 32.
+    pub max_concurrent: usize,
+    /// `GET /events` streams open at once; more are answered `503`. Default 16.
+    pub max_event_streams: usize,
+    /// Longest wait for a request head on a connection; an idle connection is closed after
+    /// it. Default 5 s.
+    pub header_timeout: Duration,
+    /// Longest time to answer a request (`408` after it). Streams are bounded only by their
+    /// count. Default 10 s.
+    pub request_timeout: Duration,
+    /// Whether seeds were configured: `/ready` then waits for another member.
+    pub expect_peers: bool,
+    /// Where `POST /reload` sends its request (`None`: reload is not offered, `404`).
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token: None,
+            max_body: 64 << 10,
+            max_concurrent: 32,
+            max_event_streams: 16,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            expect_peers: false,
+            reload: None,
+        }
     }
 }
 
-async fn serve_one(mut conn: TcpStream, cluster: &Cluster) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
+impl ApiConfig {
+    /// Refuses a server bound off loopback without a token: anyone on the network could then
+    /// make the node leave or rotate its keys.
+    pub fn check_bind(&self, addr: SocketAddr) -> Result<(), String> {
+        if !addr.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
+            return Err(format!(
+                "the HTTP API at {addr} is not on loopback: set a token with --http-token, \
+                 SWIM_HTTP_TOKEN or `http_token` in [agent] so that POST requests are \
+                 authenticated (or bind it to 127.0.0.1)"
+            ));
         }
-        head.extend_from_slice(&chunk[..n]);
-        if head.len() > MAX_HEAD {
-            return respond(&mut conn, 431, "text/plain", "request head too large\n").await;
-        }
+        Ok(())
     }
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" {
-        return respond(&mut conn, 405, "text/plain", "only GET is served\n").await;
-    }
-    let path = target.split('?').next().unwrap_or("");
-    let json_of = |v: Value| format!("{v}\n");
-    let body = match path {
-        "/health" => Ok(("text/plain", "ok\n".to_string())),
-        "/members" => cluster.members().await.map(|ms| {
-            (
-                "application/json",
-                json_of(ms.iter().map(member_json).collect()),
-            )
-        }),
-        "/alive" => cluster.alive().await.map(|ms| {
-            (
-                "application/json",
-                json_of(ms.iter().map(member_json).collect()),
-            )
-        }),
-        "/local" => cluster
-            .local()
-            .await
-            .map(|m| ("application/json", json_of(member_json(&m)))),
-        "/stats" => cluster
-            .stats()
-            .await
-            .map(|s| ("application/json", json_of(stats_json(&s)))),
-        "/metrics" => cluster
-            .stats()
-            .await
-            .map(|s| ("text/plain; version=0.0.4", crate::metrics::render(&s))),
-        _ => return respond(&mut conn, 404, "text/plain", "not found\n").await,
+}
+
+#[derive(Clone)]
+struct Api {
+    cluster: Cluster,
+    token: Option<Arc<str>>,
+    streams: Arc<Semaphore>,
+    expect_peers: bool,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+/// The control API as an axum [`Router`] (for embedding; [`serve`] runs it on a listener).
+pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
+    let api = Api {
+        cluster,
+        token: config
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Arc::from),
+        streams: Arc::new(Semaphore::new(config.max_event_streams)),
+        expect_peers: config.expect_peers,
+        reload: config.reload.clone(),
     };
-    match body {
-        Ok((ctype, body)) => respond(&mut conn, 200, ctype, &body).await,
-        Err(e) => respond(&mut conn, 503, "text/plain", &format!("{e}\n")).await,
+    let light = Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics));
+    let reads = Router::new()
+        .route("/members", get(members))
+        .route("/alive", get(alive))
+        .route("/local", get(local))
+        .route("/stats", get(stats))
+        .route("/state", get(state_summary))
+        .route("/state/{ty}", get(state_type))
+        .route("/state/{ty}/{key}", get(state_entry))
+        .route("/view", get(view))
+        .route("/leader", get(leader))
+        .route("/keys", get(keys))
+        .route("/events", get(events));
+    let writes = Router::new()
+        .route("/join", post(join))
+        .route("/leave", post(leave))
+        .route("/keys/{op}", post(key_op))
+        .route("/publish", post(publish))
+        .route("/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
+            if e.is::<tower::load_shed::error::Overloaded>() {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy: too many requests in flight\n",
+                )
+            } else {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            }
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(config.max_concurrent));
+    light
+        .merge(reads.merge(writes).layer(shed))
+        .with_state(api)
+        .layer(RequestBodyLimitLayer::new(config.max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+}
+
+/// Serves the control API on `listener` until the task is dropped. Each connection gets its
+/// own task; a connection that sends no request head within `header_timeout` is closed.
+pub async fn serve(listener: TcpListener, cluster: Cluster, config: ApiConfig) {
+    let app = router(cluster, &config);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    loop {
+        let (conn, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = service.clone();
+        let header_timeout = config.header_timeout;
+        tokio::spawn(
+            async move {
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .max_buf_size(MAX_HEAD);
+                let io = hyper_util::rt::TokioIo::new(conn);
+                if let Err(e) = http.serve_connection(io, service).await {
+                    tracing::debug!(%from, error = %e, "HTTP connection ended");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+/// `401` unless the request carries the configured bearer token.
+async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response {
+    if let Some(token) = &api.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            let mut r = (StatusCode::UNAUTHORIZED, "a bearer token is required\n").into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An [`Error`] as a response: `400` for what the caller got wrong, `409` for a command the
+/// core refused, `503` once the node has stopped.
+fn error_response(e: Error) -> Response {
+    let code = match &e {
+        Error::Config { .. } | Error::Resolve { .. } => StatusCode::BAD_REQUEST,
+        Error::Command(_) => StatusCode::CONFLICT,
+        Error::LeaveTimeout => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (code, Json(json!({ "error": e.to_string() }))).into_response()
+}
+
+fn reply(r: Result<Value, Error>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn ready(State(api): State<Api>) -> Response {
+    let r = api
+        .cluster
+        .inspect(|n| {
+            (
+                n.local().state.is_active(),
+                n.count(swim_proto::MemberState::Alive),
+            )
+        })
+        .await;
+    let (code, why) = match r {
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Ok((false, _)) => (StatusCode::SERVICE_UNAVAILABLE, "the node has left".into()),
+        Ok((true, 0)) if api.expect_peers => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not joined yet: no other member alive".into(),
+        ),
+        Ok(_) => (StatusCode::OK, String::new()),
+    };
+    let ready = code == StatusCode::OK;
+    (code, Json(json!({ "ready": ready, "reason": why }))).into_response()
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    match api.cluster.metrics().await {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct MembersQuery {
+    #[serde(default)]
+    alive: bool,
+}
+
+async fn members(State(api): State<Api>, Query(q): Query<MembersQuery>) -> Response {
+    let r = if q.alive {
+        api.cluster.alive().await
+    } else {
+        api.cluster.members().await
+    };
+    reply(r.map(|ms| ms.iter().map(member_json).collect()))
+}
+
+async fn alive(State(api): State<Api>) -> Response {
+    reply(
+        api.cluster
+            .alive()
+            .await
+            .map(|ms| ms.iter().map(member_json).collect()),
+    )
+}
+
+async fn local(State(api): State<Api>) -> Response {
+    reply(api.cluster.local().await.map(|m| member_json(&m)))
+}
+
+async fn stats(State(api): State<Api>) -> Response {
+    reply(api.cluster.stats().await.map(|s| stats_json(&s)))
+}
+
+fn entry_json(e: &swim_proto::StateEntry) -> Value {
+    json!({
+        "value": e.value.as_deref().map(String::from_utf8_lossy),
+        "version": e.version,
+        "origin": e.origin.as_str(),
+    })
+}
+
+async fn state_summary(State(api): State<Api>) -> Response {
+    reply(
+        api.cluster
+            .inspect(|n| {
+                let s = &n.stats().state;
+                json!({
+                    "fingerprint": format!("{:016x}", n.state_fingerprint()),
+                    "clock": n.state_clock(),
+                    "entries": s.entries, "live": s.live, "bytes": s.bytes,
+                    "origins": s.origins,
+                })
+            })
+            .await,
+    )
+}
+
+async fn state_type(State(api): State<Api>, Path(ty): Path<String>) -> Response {
+    reply(api.cluster.entries(ty).await.map(|es| {
+        es.iter()
+            .map(|(k, e)| {
+                let mut v = entry_json(e);
+                v["key"] = k.as_str().into();
+                v
+            })
+            .collect()
+    }))
+}
+
+async fn state_entry(State(api): State<Api>, Path((ty, key)): Path<(String, String)>) -> Response {
+    match api.cluster.get(ty, key).await {
+        Ok(Some(e)) => Json(entry_json(&e)).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such entry" })),
+        )
+            .into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn view(State(api): State<Api>) -> Response {
+    reply(api.cluster.view().await.map(|v| {
+        json!({
+            "checksum": format!("{:016x}", v.checksum),
+            "members": v.members.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "stable": v.stable,
+            "leader": v.leader.as_ref().map(|l| l.as_str()),
+        })
+    }))
+}
+
+async fn leader(State(api): State<Api>) -> Response {
+    reply(
+        api.cluster
+            .inspect(
+                |n| json!({ "leader": n.leader().map(|l| l.as_str()), "is_leader": n.is_leader() }),
+            )
+            .await,
+    )
+}
+
+async fn keys(State(api): State<Api>) -> Response {
+    reply(
+        api.cluster
+            .inspect(|n| match n.keyring() {
+                None => json!({ "encryption": false, "keys": [] }),
+                Some(k) => json!({
+                    "encryption": true,
+                    "primary": format!("{:08x}", k.primary().fingerprint()),
+                    "keys": k.keys().iter().map(|k| format!("{:08x}", k.fingerprint())).collect::<Vec<_>>(),
+                }),
+            })
+            .await,
+    )
+}
+
+/// `GET /events`: one JSON object per line (chunked NDJSON), as `swim-agent` prints them,
+/// from the moment of the request; a `lagged` line when this client fell behind.
+async fn events(State(api): State<Api>) -> Response {
+    let Ok(permit) = api.streams.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many event streams\n").into_response();
+    };
+    let lines = api.cluster.subscribe().map(move |item| {
+        let _held = &permit;
+        let v = match item {
+            ClusterEvent::Event(e) => event_json(&e),
+            ClusterEvent::Lagged(n) => {
+                json!({ "ts_ms": unix_ms(), "event": "lagged", "missed": n })
+            }
+        };
+        Ok::<_, Infallible>(format!("{v}\n"))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct JoinBody {
+    seeds: Vec<String>,
+}
+
+async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> Response {
+    let n = b.seeds.len();
+    reply(
+        api.cluster
+            .join(b.seeds)
+            .await
+            .map(|()| json!({ "joined_through": n })),
+    )
+}
+
+async fn leave(State(api): State<Api>) -> Response {
+    reply(api.cluster.leave().await.map(|()| json!({ "left": true })))
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    key: String,
+}
+
+async fn key_op(
+    State(api): State<Api>,
+    Path(op): Path<String>,
+    Json(b): Json<KeyBody>,
+) -> Response {
+    let key = match SecretKey::from_hex(b.key.trim()) {
+        Ok(k) => k,
+        Err(_) => {
+            let e = json!({ "error": "key: want 64 hexadecimal digits" });
+            return (StatusCode::BAD_REQUEST, Json(e)).into_response();
+        }
+    };
+    let fp = format!("{:08x}", key.fingerprint());
+    let command = match op.as_str() {
+        "install" => Command::InstallKey(key),
+        "use" => Command::UseKey(key),
+        "remove" => Command::RemoveKey(key),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                "want /keys/install, /keys/use or /keys/remove\n",
+            )
+                .into_response();
+        }
+    };
+    reply(
+        api.cluster
+            .command(command)
+            .await
+            .map(|()| json!({ op: fp })),
+    )
+}
+
+#[derive(Deserialize)]
+struct PublishBody {
+    #[serde(rename = "type")]
+    ty: String,
+    key: String,
+    value: String,
+}
+
+async fn publish(State(api): State<Api>, Json(b): Json<PublishBody>) -> Response {
+    reply(
+        api.cluster
+            .publish(b.ty, b.key, b.value.into_bytes())
+            .await
+            .map(|()| json!({ "published": true })),
+    )
+}
+
+async fn reload(State(api): State<Api>) -> Response {
+    let Some(tx) = &api.reload else {
+        return (
+            StatusCode::NOT_FOUND,
+            "reload is not offered by this server\n",
+        )
+            .into_response();
+    };
+    let (reply_tx, rx) = oneshot::channel();
+    if tx.send(reply_tx).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping\n").into_response();
+    }
+    match rx.await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(why)) => (StatusCode::BAD_REQUEST, Json(json!({ "error": why }))).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping\n").into_response(),
     }
 }
 
 /// `ClusterStats` as JSON: members, health, and the core's and driver's main counters.
 pub fn stats_json(s: &crate::ClusterStats) -> Value {
     let (c, d) = (&s.core, &s.driver);
+    let st = &c.state;
     json!({
         "members": {
             "alive": s.members.alive, "suspect": s.members.suspect,
@@ -122,6 +533,11 @@ pub fn stats_json(s: &crate::ClusterStats) -> Value {
             "local_refutations": c.local_refutations, "deaths_declared": c.deaths_declared,
             "join_attempts": c.join_attempts, "dropped": c.dropped.total(),
         },
+        "state": {
+            "entries": st.entries, "live": st.live, "bytes": st.bytes, "origins": st.origins,
+            "writes": st.writes, "received": st.received, "applied": st.applied,
+            "syncs": st.syncs, "expired": st.expired,
+        },
         "driver": {
             "datagrams_oversized": d.datagrams_oversized,
             "udp_send_errors": d.udp_send_errors, "udp_recv_errors": d.udp_recv_errors,
@@ -138,47 +554,4 @@ pub fn stats_json(s: &crate::ClusterStats) -> Value {
             "trace_write_errors": d.trace_write_errors,
         },
     })
-}
-
-async fn respond(conn: &mut TcpStream, code: u16, ctype: &str, body: &str) -> std::io::Result<()> {
-    let reason = match code {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
-    let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await?;
-    conn.write_all(body.as_bytes()).await?;
-    conn.shutdown().await
-}
-
-/// `GET path` from a control server: the status code and the body. Bounded by [`IO_TIMEOUT`]
-/// and 16 MiB of response.
-pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let timeout =
-        |e: tokio::time::error::Elapsed| std::io::Error::new(std::io::ErrorKind::TimedOut, e);
-    tokio::time::timeout(IO_TIMEOUT, async {
-        let mut conn = TcpStream::connect(addr).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        conn.write_all(req.as_bytes()).await?;
-        let mut resp = Vec::new();
-        (&mut conn).take(16 << 20).read_to_end(&mut resp).await?;
-        let text = String::from_utf8_lossy(&resp);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("malformed HTTP response"))?;
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::other("malformed HTTP status line"))?;
-        Ok((code, body.to_string()))
-    })
-    .await
-    .map_err(timeout)?
 }

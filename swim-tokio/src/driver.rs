@@ -10,8 +10,10 @@ use swim_proto::{Command, CommandError, Event, Input, Instant, MemberState, Node
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::events::{TimedEvent, unix_ms};
+use crate::metrics::MessageSizes;
 use crate::record::Recorder;
 use crate::stats::{Counters, bump};
 use crate::stream::{Outbound, Received};
@@ -86,6 +88,7 @@ pub(crate) struct Driver {
     pub events: broadcast::Sender<TimedEvent>,
     pub outbound: Outbound,
     pub counters: Arc<Counters>,
+    pub sizes: MessageSizes,
     pub recorder: Option<Recorder>,
     /// The accept loop, stopped when the task ends so the port is released.
     pub acceptor: JoinHandle<()>,
@@ -168,6 +171,7 @@ impl Driver {
                 }
                 r = self.udp.recv_from(&mut buf) => self.on_datagram(r, &buf),
                 Some((from, bytes)) = self.streams.recv() => {
+                    self.sizes.stream_received(bytes.len());
                     self.feed(Input::Stream { from, bytes });
                 }
                 Some(addrs) = resolved_rx.recv() => self.on_resolved(addrs, &mut seeds),
@@ -223,6 +227,7 @@ impl Driver {
                     })
                 };
                 if r.is_ok() {
+                    self.outbound.set_join_seeds(addrs.clone());
                     seeds.names = names;
                     seeds.addrs = addrs;
                 }
@@ -265,6 +270,7 @@ impl Driver {
     fn on_datagram(&mut self, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
         match r {
             Ok((n, from)) if n < buf.len() => {
+                self.sizes.datagram_received(n);
                 if self.recorder.is_some() {
                     self.feed(Input::Datagram {
                         from,
@@ -304,7 +310,14 @@ impl Driver {
                 "seeds resolved to new addresses; joining through them"
             );
             seeds.addrs = addrs.clone();
-            let _ = self.command(Command::Join { seeds: addrs });
+            if self
+                .command(Command::Join {
+                    seeds: addrs.clone(),
+                })
+                .is_ok()
+            {
+                self.outbound.set_join_seeds(addrs);
+            }
             seeds.join_attempts_seen = self.node.stats().join_attempts;
         }
     }
@@ -317,13 +330,16 @@ impl Driver {
         bump(&self.counters.seed_resolutions);
         let names = seeds.names.clone();
         let done = done.clone();
-        tokio::spawn(async move {
-            let (addrs, failures) = resolve(&names).await;
-            for (seed, why) in failures {
-                tracing::warn!(%seed, %why, "seed did not resolve");
+        tokio::spawn(
+            async move {
+                let (addrs, failures) = resolve(&names).await;
+                for (seed, why) in failures {
+                    tracing::warn!(%seed, %why, "seed did not resolve");
+                }
+                let _ = done.send(addrs).await;
             }
-            let _ = done.send(addrs).await;
-        });
+            .in_current_span(),
+        );
     }
 
     /// Runs a command as an input (recorded like any other) and says whether the core took it.
@@ -365,14 +381,21 @@ impl Driver {
         for o in out.drain(..) {
             match o {
                 Output::SendDatagram { to, bytes } => {
+                    self.sizes.datagram_sent(bytes.len());
                     // Non-blocking: a full socket buffer drops the datagram, as a network would.
                     if let Err(e) = self.udp_send.send_to(&bytes, to) {
                         bump(&self.counters.udp_send_errors);
                         tracing::debug!(%to, error = %e, "datagram not sent");
                     }
                 }
-                Output::SendStream { to, bytes } => self.outbound.send(to, bytes),
+                Output::SendStream { to, bytes } => {
+                    self.sizes.stream_sent(bytes.len());
+                    self.outbound.send(to, bytes);
+                }
                 Output::Event(event) => {
+                    if matches!(event, Event::JoinCompleted { .. }) {
+                        self.outbound.set_join_seeds(Vec::new());
+                    }
                     if matches!(event, Event::LeaveComplete) {
                         self.leave.complete = true;
                         for w in self.leave.waiters.drain(..) {

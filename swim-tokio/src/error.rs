@@ -1,13 +1,12 @@
 //! The driver's error type: each variant names the field, address or operation at fault.
 
-use std::fmt;
-
 /// What can go wrong starting or using a [`Cluster`](crate::Cluster). None of these is caused
 /// by a peer: bad packets and connections are dropped and counted, never returned.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration value is invalid; nothing was started.
+    #[error("invalid config field `{field}`: {problem}")]
     Config {
         /// The field, dotted for nested tables (`core.probe_timeout`, `seeds[2]`).
         field: String,
@@ -15,6 +14,7 @@ pub enum Error {
         problem: String,
     },
     /// A socket or file operation failed.
+    #[error("{what}: {source}")]
     Io {
         /// What the driver was doing (`binding UDP 127.0.0.1:7946`).
         what: String,
@@ -22,17 +22,28 @@ pub enum Error {
         source: std::io::Error,
     },
     /// No seed resolved to an address; the node's state is unchanged.
+    #[error("no seed could be resolved:{}", failures_text(.failures))]
     Resolve {
         /// Each seed and why it failed.
         failures: Vec<(String, String)>,
     },
     /// The core rejected a command; its state is unchanged.
-    Command(swim_proto::CommandError),
+    #[error("command rejected: {0}")]
+    Command(#[source] swim_proto::CommandError),
     /// `leave` gave up waiting for the departure to be disseminated. The node has left (it
     /// answers nothing as a member) but some members may learn of it only by probing.
+    #[error("leave timed out before the departure was disseminated")]
     LeaveTimeout,
     /// The node task has stopped (after `shutdown`, or the runtime is gone).
+    #[error("the cluster node has shut down")]
     Shutdown,
+}
+
+fn failures_text(failures: &[(String, String)]) -> String {
+    failures
+        .iter()
+        .map(|(seed, why)| format!(" {seed} ({why});"))
+        .collect()
 }
 
 impl Error {
@@ -47,39 +58,6 @@ impl Error {
         Error::Io {
             what: what.into(),
             source,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Config { field, problem } => {
-                write!(f, "invalid config field `{field}`: {problem}")
-            }
-            Error::Io { what, source } => write!(f, "{what}: {source}"),
-            Error::Resolve { failures } => {
-                f.write_str("no seed could be resolved:")?;
-                for (seed, why) in failures {
-                    write!(f, " {seed} ({why});")?;
-                }
-                Ok(())
-            }
-            Error::Command(e) => write!(f, "command rejected: {e}"),
-            Error::LeaveTimeout => {
-                f.write_str("leave timed out before the departure was disseminated")
-            }
-            Error::Shutdown => f.write_str("the cluster node has shut down"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Command(e) => Some(e),
-            _ => None,
         }
     }
 }

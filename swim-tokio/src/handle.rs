@@ -9,11 +9,13 @@ use std::time::Duration;
 use swim_proto::{Command, Identity, Member, MemberState, Node, NodeName, StateEntry, StateWrite};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::config::{DriverConfig, split_host_port};
 use crate::driver::{Driver, Inspect, Leave, Request, resolve};
 use crate::error::Error;
 use crate::events::{Events, TimedEvent};
+use crate::metrics::MessageSizes;
 use crate::record::Recorder;
 use crate::stats::{ClusterStats, Counters, MemberCounts};
 use crate::stream::{Inbound, Outbound, accept_loop};
@@ -31,6 +33,7 @@ struct Shared {
     /// Weak, so that event streams end when the node task (the strong sender) ends.
     events: broadcast::WeakSender<TimedEvent>,
     counters: Arc<Counters>,
+    sizes: MessageSizes,
     local: SocketAddr,
     name: NodeName,
     leave_timeout: Duration,
@@ -77,19 +80,25 @@ impl Cluster {
         let node = Node::new(config.core.clone(), identity, seed)
             .map_err(|e| Error::config(&format!("core.{}", e.field), e.problem))?;
 
+        // Every log line of this node's tasks carries its name.
+        let span = tracing::info_span!("swim", node = %name);
         let counters = Arc::new(Counters::default());
+        let sizes = MessageSizes::default();
         let (requests_tx, requests_rx) = mpsc::channel(config.command_queue);
         let (streams_tx, streams_rx) = mpsc::channel(config.stream_queue);
         let (events_tx, first_subscriber) = broadcast::channel(config.event_buffer);
         let events_weak = events_tx.downgrade();
-        let acceptor = tokio::spawn(accept_loop(Inbound {
-            listener: bound.tcp,
-            slots: Arc::new(Semaphore::new(config.max_connections)),
-            to_node: streams_tx,
-            max_message: config.core.max_stream_message_size,
-            timeout: config.stream_timeout,
-            counters: counters.clone(),
-        }));
+        let acceptor = tokio::spawn(
+            accept_loop(Inbound {
+                listener: bound.tcp,
+                slots: Arc::new(Semaphore::new(config.max_connections)),
+                to_node: streams_tx,
+                max_message: config.core.max_stream_message_size,
+                timeout: config.stream_timeout,
+                counters: counters.clone(),
+            })
+            .instrument(span.clone()),
+        );
         let driver = Driver {
             node,
             epoch: std::time::Instant::now(),
@@ -103,21 +112,24 @@ impl Cluster {
                 connect_timeout: config.connect_timeout,
                 write_timeout: config.stream_timeout,
                 counters: counters.clone(),
+                join_seeds: Arc::default(),
             },
             counters: counters.clone(),
+            sizes: sizes.clone(),
             recorder,
             acceptor,
             resolve_backoff: (config.core.join_retry_initial, config.core.join_retry_max),
             out: Vec::new(),
             leave: Leave::default(),
         };
-        let task = tokio::spawn(driver.run());
-        tracing::info!(%name, %addr, bound = %bound.local, "node started");
+        let task = tokio::spawn(driver.run().instrument(span.clone()));
+        span.in_scope(|| tracing::info!(%addr, bound = %bound.local, "node started"));
         let cluster = Cluster {
             shared: Arc::new(Shared {
                 requests: requests_tx,
                 events: events_weak,
                 counters,
+                sizes,
                 local: addr,
                 name,
                 leave_timeout: config.leave_timeout,
@@ -304,6 +316,19 @@ impl Cluster {
         .await
     }
 
+    /// Prometheus exposition of [`Cluster::stats`] and the message-size histograms
+    /// (OpenMetrics text; see [`metrics::CONTENT_TYPE`](crate::metrics::CONTENT_TYPE)).
+    pub async fn metrics(&self) -> Result<String, Error> {
+        let stats = self.stats().await?;
+        Ok(crate::metrics::render(&stats, &self.shared.sizes))
+    }
+
+    /// This node's view of the cluster: membership checksum, members, stability and leader
+    /// (`docs/protocol.md` §11).
+    pub async fn view(&self) -> Result<swim_proto::View, Error> {
+        self.inspect(|n| n.view()).await
+    }
+
     /// Replaces this node's metadata; announced with a higher incarnation.
     pub async fn update_metadata(&self, meta: impl Into<Vec<u8>>) -> Result<(), Error> {
         self.command(Command::UpdateMetadata(meta.into())).await
@@ -383,8 +408,10 @@ pub(crate) fn os_random() -> u64 {
     h.finish()
 }
 
-/// `<hostname>-<8 hex digits>`, the hostname cut to ASCII alphanumerics, `-` and `.`.
-pub(crate) fn auto_name() -> String {
+/// This host's name (from the kernel, else `/etc/hostname`), cut to ASCII alphanumerics, `-`
+/// and `.` and to 64 bytes, so it is a valid node name; `"node"` if there is none. Stable
+/// across restarts: the agent's default node name.
+pub fn host_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .unwrap_or_default();
@@ -394,8 +421,12 @@ pub(crate) fn auto_name() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
         .take(64)
         .collect();
-    let host = if host.is_empty() { "node".into() } else { host };
-    format!("{host}-{:08x}", os_random() as u32)
+    if host.is_empty() { "node".into() } else { host }
+}
+
+/// `<hostname>-<8 hex digits>`: unique per start, for several nodes on one host.
+pub(crate) fn auto_name() -> String {
+    format!("{}-{:08x}", host_name(), os_random() as u32)
 }
 
 #[cfg(test)]

@@ -50,12 +50,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 mod config;
 pub mod control;
 mod driver;
 mod error;
 mod events;
 mod handle;
+pub mod handlers;
 pub mod metrics;
 mod record;
 mod stats;
@@ -65,7 +67,7 @@ mod transport;
 pub use config::{DEFAULT_PORT, DriverConfig, Preset};
 pub use error::Error;
 pub use events::{ClusterEvent, Events, TimedEvent, event_json, event_name, member_json, unix_ms};
-pub use handle::Cluster;
+pub use handle::{Cluster, host_name};
 pub use record::ADDR_TAG;
 pub use stats::{ClusterStats, DriverStats, MemberCounts};
 pub use stream::{LEN_PREFIX, frame};

@@ -1,261 +1,439 @@
-//! Prometheus text exposition (format 0.0.4) of [`ClusterStats`], written by hand.
+//! Prometheus exposition of [`ClusterStats`] with `prometheus-client`, and the message-size
+//! histograms the driver fills.
+//!
+//! The core's and driver's counters are monotonic snapshots, so each scrape builds a fresh
+//! registry from one [`ClusterStats`] (no state is kept between scrapes); only the histograms
+//! live across scrapes, in [`MessageSizes`]. Names start with `swim_`; counters end in
+//! `_total`; per-kind and per-reason series carry a `kind`, `reason` or `state` label.
+//!
+//! Probe round-trip and detection-time histograms are not exported: the core does not expose
+//! the measurements (it keeps no per-probe send time outside its timers).
 
-use std::fmt::Write;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
 use crate::stats::ClusterStats;
 
-/// Renders every counter and gauge as Prometheus text. Names start with `swim_`; counters end
-/// in `_total`; per-kind and per-reason series carry a `kind` or `reason` label.
-pub fn render(s: &ClusterStats) -> String {
-    let mut o = String::with_capacity(8 << 10);
-    let c = &s.core;
-    let d = &s.driver;
-    let mut metric = |name: &str, kind: &str, help: &str, series: &[(&str, f64)]| {
-        let _ = writeln!(o, "# HELP {name} {help}");
-        let _ = writeln!(o, "# TYPE {name} {kind}");
-        for (labels, v) in series {
-            if labels.is_empty() {
-                let _ = writeln!(o, "{name} {v}");
-            } else {
-                let _ = writeln!(o, "{name}{{{labels}}} {v}");
+/// The `Content-Type` of [`render`]'s output (OpenMetrics text, which Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// Sizes of the messages this node sent and received, in bytes, as histograms labelled
+/// `direction="sent"|"received"`, buckets 64 B .. 1 MiB (powers of 4). Shared by the node task
+/// (which observes) and scrapes (which read).
+#[derive(Clone, Debug)]
+pub struct MessageSizes {
+    datagrams: Family<Labels, Histogram, fn() -> Histogram>,
+    streams: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+fn size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(64.0, 4.0, 8))
+}
+
+impl Default for MessageSizes {
+    fn default() -> Self {
+        let sizes = MessageSizes {
+            datagrams: Family::new_with_constructor(size_histogram),
+            streams: Family::new_with_constructor(size_histogram),
+        };
+        // Every series exists from the start (empty), so dashboards see them before traffic.
+        for f in [&sizes.datagrams, &sizes.streams] {
+            for d in [SENT, RECEIVED] {
+                drop(f.get_or_create(&vec![d]));
             }
         }
-    };
-    let one = |v: u64| [("", v as f64)];
+        sizes
+    }
+}
+
+const SENT: (&str, &str) = ("direction", "sent");
+const RECEIVED: (&str, &str) = ("direction", "received");
+
+impl MessageSizes {
+    pub(crate) fn datagram_sent(&self, len: usize) {
+        self.datagrams
+            .get_or_create(&vec![SENT])
+            .observe(len as f64);
+    }
+    pub(crate) fn datagram_received(&self, len: usize) {
+        self.datagrams
+            .get_or_create(&vec![RECEIVED])
+            .observe(len as f64);
+    }
+    pub(crate) fn stream_sent(&self, len: usize) {
+        self.streams.get_or_create(&vec![SENT]).observe(len as f64);
+    }
+    pub(crate) fn stream_received(&self, len: usize) {
+        self.streams
+            .get_or_create(&vec![RECEIVED])
+            .observe(len as f64);
+    }
+}
+
+fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(v);
+    r.register(name, help, c);
+}
+
+fn gauge(r: &mut Registry, name: &str, help: &str, v: i64) {
+    let g: Gauge = Gauge::default();
+    g.set(v);
+    r.register(name, help, g);
+}
+
+fn family(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    series: &[(&'static str, u64)],
+) {
+    let f = Family::<Labels, Counter>::default();
+    for (value, v) in series {
+        f.get_or_create(&vec![(label, *value)]).inc_by(*v);
+    }
+    r.register(name, help, f);
+}
+
+/// Renders every counter, gauge and histogram as OpenMetrics text (see [`CONTENT_TYPE`]).
+pub fn render(s: &ClusterStats, sizes: &MessageSizes) -> String {
+    let mut r = Registry::with_prefix("swim");
+    let (c, d) = (&s.core, &s.driver);
+    let members = Family::<Labels, Gauge>::default();
+    for (state, n) in [
+        ("alive", s.members.alive),
+        ("suspect", s.members.suspect),
+        ("dead", s.members.dead),
+        ("left", s.members.left),
+    ] {
+        members.get_or_create(&vec![("state", state)]).set(n as i64);
+    }
+    r.register(
+        "members",
+        "Members in this node's view by state, this node included",
+        members,
+    );
+    gauge(
+        &mut r,
+        "health_score",
+        "Lifeguard local health score (0 is healthy)",
+        i64::from(s.health_score),
+    );
+    gauge(
+        &mut r,
+        "pending_broadcasts",
+        "Updates waiting to be gossiped",
+        s.pending_broadcasts as i64,
+    );
+    let uptime = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    uptime.set(s.uptime_s);
+    r.register("uptime_seconds", "Seconds since the node started", uptime);
     let per_kind = |k: &swim_proto::PerKind| {
         [
-            ("kind=\"ping\"", k.ping as f64),
-            ("kind=\"ping_req\"", k.ping_req as f64),
-            ("kind=\"ack\"", k.ack as f64),
-            ("kind=\"nack\"", k.nack as f64),
-            ("kind=\"gossip\"", k.gossip as f64),
-            ("kind=\"push_pull\"", k.push_pull as f64),
+            ("ping", k.ping),
+            ("ping_req", k.ping_req),
+            ("ack", k.ack),
+            ("nack", k.nack),
+            ("gossip", k.gossip),
+            ("push_pull", k.push_pull),
+            ("state_sync", k.state_sync),
         ]
     };
-    metric(
-        "swim_members",
-        "gauge",
-        "Members in this node's view by state, this node included.",
-        &[
-            ("state=\"alive\"", s.members.alive as f64),
-            ("state=\"suspect\"", s.members.suspect as f64),
-            ("state=\"dead\"", s.members.dead as f64),
-            ("state=\"left\"", s.members.left as f64),
-        ],
-    );
-    metric(
-        "swim_health_score",
-        "gauge",
-        "Lifeguard local health score (0 is healthy).",
-        &[("", s.health_score as f64)],
-    );
-    metric(
-        "swim_pending_broadcasts",
-        "gauge",
-        "Updates waiting to be gossiped.",
-        &[("", s.pending_broadcasts as f64)],
-    );
-    metric(
-        "swim_uptime_seconds",
-        "gauge",
-        "Seconds since the node started.",
-        &[("", s.uptime_s)],
-    );
-    metric(
-        "swim_messages_sent_total",
-        "counter",
-        "Protocol messages sent, by kind.",
+    family(
+        &mut r,
+        "messages_sent",
+        "Protocol messages sent, by kind",
+        "kind",
         &per_kind(&c.sent),
     );
-    metric(
-        "swim_messages_received_total",
-        "counter",
-        "Protocol messages received and decoded, by kind.",
+    family(
+        &mut r,
+        "messages_received",
+        "Protocol messages received and decoded, by kind",
+        "kind",
         &per_kind(&c.received),
     );
-    let counters: [(&str, &str, u64); 24] = [
+    let counters: &[(&str, &str, u64)] = &[
+        ("datagrams_sent", "Datagrams sent", c.datagrams_sent),
         (
-            "swim_datagrams_sent_total",
-            "Datagrams sent.",
-            c.datagrams_sent,
-        ),
-        (
-            "swim_datagram_bytes_sent_total",
-            "Bytes of datagrams sent.",
+            "datagram_bytes_sent",
+            "Bytes of datagrams sent",
             c.datagram_bytes_sent,
         ),
         (
-            "swim_datagrams_received_total",
-            "Datagrams received.",
+            "datagrams_received",
+            "Datagrams received",
             c.datagrams_received,
         ),
         (
-            "swim_datagram_bytes_received_total",
-            "Bytes of datagrams received.",
+            "datagram_bytes_received",
+            "Bytes of datagrams received",
             c.datagram_bytes_received,
         ),
         (
-            "swim_streams_sent_total",
-            "Stream messages sent by the core.",
+            "streams_sent",
+            "Stream messages sent by the core",
             c.streams_sent,
         ),
         (
-            "swim_stream_bytes_sent_total",
-            "Bytes of stream messages sent.",
+            "stream_bytes_sent",
+            "Bytes of stream messages sent",
             c.stream_bytes_sent,
         ),
         (
-            "swim_streams_received_total",
-            "Stream messages received by the core.",
+            "streams_received",
+            "Stream messages received by the core",
             c.streams_received,
         ),
         (
-            "swim_stream_bytes_received_total",
-            "Bytes of stream messages received.",
+            "stream_bytes_received",
+            "Bytes of stream messages received",
             c.stream_bytes_received,
         ),
         (
-            "swim_updates_sent_total",
-            "Updates piggybacked on sent datagrams.",
+            "updates_sent",
+            "Updates piggybacked on sent datagrams",
             c.updates_sent,
         ),
+        ("updates_received", "Updates received", c.updates_received),
+        ("probes", "Direct probes started", c.probes),
         (
-            "swim_updates_received_total",
-            "Updates received.",
-            c.updates_received,
-        ),
-        ("swim_probes_total", "Direct probes started.", c.probes),
-        (
-            "swim_probes_failed_total",
-            "Probes that ended without an ack.",
+            "probes_failed",
+            "Probes that ended without an ack",
             c.probes_failed,
         ),
         (
-            "swim_indirect_probes_total",
-            "Ping-reqs sent to helpers.",
+            "indirect_probes",
+            "Ping-reqs sent to helpers",
             c.indirect_probes,
         ),
         (
-            "swim_suspicions_raised_total",
-            "Suspicions raised by this node.",
+            "suspicions_raised",
+            "Suspicions raised by this node",
             c.suspicions_raised,
         ),
         (
-            "swim_suspicions_refuted_total",
-            "Suspected members seen to refute.",
+            "suspicions_refuted",
+            "Suspected members seen to refute",
             c.suspicions_refuted,
         ),
         (
-            "swim_local_refutations_total",
-            "Claims about this node it refuted.",
+            "local_refutations",
+            "Claims about this node it refuted",
             c.local_refutations,
         ),
         (
-            "swim_deaths_declared_total",
-            "Members this node declared dead.",
+            "deaths_declared",
+            "Members this node declared dead",
             c.deaths_declared,
         ),
         (
-            "swim_broadcasts_dropped_total",
-            "Updates dropped at the broadcast queue bound.",
+            "broadcasts_dropped",
+            "Updates dropped at the broadcast queue bound",
             c.broadcasts_dropped,
         ),
         (
-            "swim_join_attempts_total",
-            "Join attempts (seeds contacted).",
+            "join_attempts",
+            "Join attempts (seeds contacted)",
             c.join_attempts,
         ),
         (
-            "swim_heals_sent_total",
-            "Partition-healing snapshots sent.",
+            "heals_sent",
+            "Partition-healing snapshots sent",
             c.heals_sent,
         ),
         (
-            "swim_driver_connections_accepted_total",
-            "Inbound TCP connections accepted.",
+            "driver_connections_accepted",
+            "Inbound TCP connections accepted",
             d.connections_accepted,
         ),
         (
-            "swim_driver_stream_messages_sent_total",
-            "Outbound stream messages written.",
+            "driver_stream_messages_sent",
+            "Outbound stream messages written",
             d.stream_messages_sent,
         ),
         (
-            "swim_driver_stream_messages_received_total",
-            "Inbound stream messages delivered to the node.",
+            "driver_stream_messages_received",
+            "Inbound stream messages delivered to the node",
             d.stream_messages_received,
         ),
         (
-            "swim_driver_seed_resolutions_total",
-            "Seed DNS resolutions.",
+            "driver_seed_resolutions",
+            "Seed DNS resolutions",
             d.seed_resolutions,
         ),
     ];
     for (name, help, v) in counters {
-        metric(name, "counter", help, &one(v));
+        counter(&mut r, name, help, *v);
     }
     let x = &c.dropped;
-    metric(
-        "swim_dropped_packets_total",
-        "counter",
-        "Packets the core dropped, by reason.",
+    family(
+        &mut r,
+        "dropped_packets",
+        "Packets the core dropped, by reason",
+        "reason",
         &[
-            ("reason=\"malformed\"", x.malformed as f64),
-            (
-                "reason=\"unsupported_version\"",
-                x.unsupported_version as f64,
-            ),
-            ("reason=\"label_mismatch\"", x.label_mismatch as f64),
-            ("reason=\"too_many_updates\"", x.too_many_updates as f64),
-            (
-                "reason=\"ping_for_other_node\"",
-                x.ping_for_other_node as f64,
-            ),
-            ("reason=\"bad_name\"", x.bad_name as f64),
-            ("reason=\"metadata_too_large\"", x.metadata_too_large as f64),
-            ("reason=\"member_table_full\"", x.member_table_full as f64),
-            ("reason=\"relay_table_full\"", x.relay_table_full as f64),
-            ("reason=\"stream_too_large\"", x.stream_too_large as f64),
-            ("reason=\"from_self\"", x.from_self as f64),
-            ("reason=\"encrypted\"", x.encrypted as f64),
-            ("reason=\"not_encrypted\"", x.not_encrypted as f64),
-            ("reason=\"decrypt_failed\"", x.decrypt_failed as f64),
+            ("malformed", x.malformed),
+            ("unsupported_version", x.unsupported_version),
+            ("label_mismatch", x.label_mismatch),
+            ("too_many_updates", x.too_many_updates),
+            ("ping_for_other_node", x.ping_for_other_node),
+            ("bad_name", x.bad_name),
+            ("metadata_too_large", x.metadata_too_large),
+            ("member_table_full", x.member_table_full),
+            ("relay_table_full", x.relay_table_full),
+            ("stream_too_large", x.stream_too_large),
+            ("from_self", x.from_self),
+            ("bad_state_entry", x.bad_state_entry),
+            ("encrypted", x.encrypted),
+            ("not_encrypted", x.not_encrypted),
+            ("decrypt_failed", x.decrypt_failed),
         ],
     );
-    metric(
-        "swim_driver_dropped_total",
-        "counter",
-        "Datagrams, connections and stream messages the driver dropped, by reason.",
+    family(
+        &mut r,
+        "driver_dropped",
+        "Datagrams, connections and stream messages the driver dropped, by reason",
+        "reason",
         &[
-            (
-                "reason=\"datagram_oversized\"",
-                d.datagrams_oversized as f64,
-            ),
-            ("reason=\"udp_send_error\"", d.udp_send_errors as f64),
-            ("reason=\"udp_recv_error\"", d.udp_recv_errors as f64),
-            ("reason=\"connection_limit\"", d.connections_refused as f64),
-            (
-                "reason=\"stream_oversized\"",
-                d.stream_messages_oversized as f64,
-            ),
-            (
-                "reason=\"stream_truncated\"",
-                d.stream_messages_truncated as f64,
-            ),
-            (
-                "reason=\"stream_read_timeout\"",
-                d.stream_read_timeouts as f64,
-            ),
-            (
-                "reason=\"stream_send_limit\"",
-                d.stream_sends_dropped as f64,
-            ),
-            (
-                "reason=\"stream_send_failed\"",
-                d.stream_send_failures as f64,
-            ),
-            ("reason=\"trace_write_error\"", d.trace_write_errors as f64),
+            ("datagram_oversized", d.datagrams_oversized),
+            ("udp_send_error", d.udp_send_errors),
+            ("udp_recv_error", d.udp_recv_errors),
+            ("connection_limit", d.connections_refused),
+            ("stream_oversized", d.stream_messages_oversized),
+            ("stream_truncated", d.stream_messages_truncated),
+            ("stream_read_timeout", d.stream_read_timeouts),
+            ("stream_send_limit", d.stream_sends_dropped),
+            ("stream_send_failed", d.stream_send_failures),
+            ("trace_write_error", d.trace_write_errors),
         ],
     );
-    o
+    state(&mut r, &c.state);
+    r.register(
+        "datagram_size_bytes",
+        "Sizes of datagrams sent and received, in bytes",
+        sizes.datagrams.clone(),
+    );
+    r.register(
+        "stream_message_size_bytes",
+        "Sizes of stream messages sent and received (without the length prefix), in bytes",
+        sizes.streams.clone(),
+    );
+    let mut out = String::with_capacity(16 << 10);
+    encode(&mut out, &r).expect("writing to a String cannot fail");
+    out
+}
+
+/// The replicated-state counters of [`swim_proto::StateStats`] (`docs/protocol.md` §10).
+fn state(r: &mut Registry, s: &swim_proto::StateStats) {
+    let gauges: &[(&str, &str, u64)] = &[
+        (
+            "state_entries",
+            "State entries held, live values and tombstones",
+            s.entries,
+        ),
+        (
+            "state_live_entries",
+            "Live (not deleted) state entries held",
+            s.live,
+        ),
+        (
+            "state_bytes",
+            "Bytes of state keys and values held",
+            s.bytes,
+        ),
+        ("state_origins", "(type, origin) watermarks held", s.origins),
+    ];
+    for (name, help, v) in gauges {
+        gauge(r, name, help, *v as i64);
+    }
+    let counters: &[(&str, &str, u64)] = &[
+        (
+            "state_writes",
+            "Local state writes (publishes and deletes)",
+            s.writes,
+        ),
+        (
+            "state_received",
+            "Remote state entries received",
+            s.received,
+        ),
+        (
+            "state_applied",
+            "Remote state entries that changed the store",
+            s.applied,
+        ),
+        (
+            "state_not_newer",
+            "Remote state entries not newer than the store's",
+            s.not_newer,
+        ),
+        (
+            "state_stale",
+            "Remote state entries below the origin's watermark",
+            s.stale,
+        ),
+        (
+            "state_not_stored",
+            "Remote state entries of types this node does not store",
+            s.not_stored,
+        ),
+        (
+            "state_rejected_full",
+            "Remote state entries refused at the store's bounds",
+            s.rejected_full,
+        ),
+        (
+            "state_piggybacked",
+            "State entries piggybacked on sent datagrams",
+            s.piggybacked,
+        ),
+        (
+            "state_queue_dropped",
+            "State entries dropped at the piggyback queue bound",
+            s.queue_dropped,
+        ),
+        ("state_syncs", "Anti-entropy exchanges started", s.syncs),
+        (
+            "state_syncs_in_agreement",
+            "Anti-entropy exchanges that found both sides equal",
+            s.syncs_in_agreement,
+        ),
+        (
+            "state_sync_entries_sent",
+            "State entries sent in anti-entropy messages",
+            s.sync_entries_sent,
+        ),
+        ("state_resets_sent", "State resets sent", s.resets_sent),
+        (
+            "state_reset_drops",
+            "State entries dropped by resets received",
+            s.reset_drops,
+        ),
+        (
+            "state_tombstones_collected",
+            "State tombstones collected",
+            s.tombstones_collected,
+        ),
+        (
+            "state_expired",
+            "State entries expired after their origin failed",
+            s.expired,
+        ),
+        (
+            "state_restamped",
+            "Own state entries re-stamped",
+            s.restamped,
+        ),
+    ];
+    for (name, help, v) in counters {
+        counter(r, name, help, *v);
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+use tracing::Instrument;
 
 use crate::stats::{Counters, bump};
 
@@ -61,22 +62,25 @@ pub(crate) async fn accept_loop(inb: Inbound) {
             inb.max_message,
             inb.timeout,
         );
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(timeout, read_message(conn, max)).await {
-                Err(_) => bump(&counters.stream_read_timeouts),
-                Ok(Err(ReadError::Oversized(len))) => {
-                    bump(&counters.stream_messages_oversized);
-                    tracing::debug!(%from, len, "stream message over the size limit; dropped");
-                }
-                Ok(Err(ReadError::Truncated)) => bump(&counters.stream_messages_truncated),
-                Ok(Ok(bytes)) => {
-                    bump(&counters.stream_messages_received);
-                    // Waits while the node is busy: the connection slot is the backpressure.
-                    let _ = tx.send((from, bytes)).await;
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                match tokio::time::timeout(timeout, read_message(conn, max)).await {
+                    Err(_) => bump(&counters.stream_read_timeouts),
+                    Ok(Err(ReadError::Oversized(len))) => {
+                        bump(&counters.stream_messages_oversized);
+                        tracing::debug!(%from, len, "stream message over the size limit; dropped");
+                    }
+                    Ok(Err(ReadError::Truncated)) => bump(&counters.stream_messages_truncated),
+                    Ok(Ok(bytes)) => {
+                        bump(&counters.stream_messages_received);
+                        // Waits while the node is busy: the connection slot is the backpressure.
+                        let _ = tx.send((from, bytes)).await;
+                    }
                 }
             }
-        });
+            .in_current_span(),
+        );
     }
 }
 
@@ -125,9 +129,17 @@ pub(crate) struct Outbound {
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
     pub counters: Arc<Counters>,
+    /// Seed addresses of a join in progress: a failure to reach one is logged at `warn` (the
+    /// operator's "why is my node alone"); cleared once the join completes.
+    pub join_seeds: Arc<std::sync::Mutex<Vec<SocketAddr>>>,
 }
 
 impl Outbound {
+    /// Replaces the seeds of the join in progress (empty: no join in progress).
+    pub(crate) fn set_join_seeds(&self, seeds: Vec<SocketAddr>) {
+        *self.join_seeds.lock().expect("join seeds lock poisoned") = seeds;
+    }
+
     /// Sends one message on a new connection, in the background. Never waits: with every slot
     /// taken, or on any failure, the message is dropped and counted (the core retries joins
     /// and push-pulls on its own timers).
@@ -159,10 +171,19 @@ impl Outbound {
                 Ok(()) => bump(&this.counters.stream_messages_sent),
                 Err(why) => {
                     bump(&this.counters.stream_send_failures);
-                    tracing::debug!(%to, %why, "stream message not delivered");
+                    let joining = this
+                        .join_seeds
+                        .lock()
+                        .expect("join seeds lock poisoned")
+                        .contains(&to);
+                    if joining {
+                        tracing::warn!(seed = %to, reason = %why, "join through seed failed; the core retries with backoff");
+                    } else {
+                        tracing::debug!(%to, %why, "stream message not delivered");
+                    }
                 }
             }
-        });
+        }.in_current_span());
     }
 }
 

@@ -273,9 +273,12 @@ async fn garbage_and_stalled_connections_cost_bounded_time_and_are_counted() {
         Duration::from_secs(10),
     )
     .await;
-    let text = swim_tokio::metrics::render(&s);
+    let text = target.metrics().await.unwrap();
     assert!(text.contains("swim_dropped_packets_total{reason=\"malformed\"}"));
     assert!(text.contains("# TYPE swim_members gauge"));
+    assert!(text.contains("# TYPE swim_datagram_size_bytes histogram"));
+    assert!(text.contains("swim_datagram_size_bytes_count{direction=\"received\"}"));
+    assert!(text.contains("swim_state_writes_total 0"), "{text}");
     target.shutdown().await.unwrap();
     peer.shutdown().await.unwrap();
 }
