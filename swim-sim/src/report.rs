@@ -314,17 +314,21 @@ impl Report {
         let _ = writeln!(t, "\ndetection");
         let _ = writeln!(
             t,
-            "  first suspect  {}",
+            "  first suspect   {}",
             row(&self.detection.first_suspect_ms)
         );
-        let _ = writeln!(t, "  first dead     {}", row(&self.detection.first_dead_ms));
-        let _ = writeln!(t, "  dead at all    {}", row(&self.detection.all_dead_ms));
+        let _ = writeln!(
+            t,
+            "  first dead      {}",
+            row(&self.detection.first_dead_ms)
+        );
+        let _ = writeln!(t, "  dead at all     {}", row(&self.detection.all_dead_ms));
         let _ = writeln!(
             t,
             "  dead everywhere {}",
             row(&self.detection.dead_everywhere_ms)
         );
-        let _ = writeln!(t, "  undetected     {}", self.detection.undetected);
+        let _ = writeln!(t, "  undetected      {}", self.detection.undetected);
         let fp = &self.false_positives;
         let _ = writeln!(t, "\nfalse positives");
         let _ = writeln!(
