@@ -34,8 +34,8 @@ mod world;
 pub use invariants::Violation;
 pub use report::Report;
 pub use scenario::{
-    Fault, FaultKind, Knobs, NetworkSpec, Scenario, ScenarioBuilder, Start, StateWorkload,
-    TimedFault,
+    Fault, FaultKind, Knobs, NetworkSpec, RestartMode, Scenario, ScenarioBuilder, Start,
+    StateWorkload, TimedFault,
 };
 pub use timeline::{Progress, RunOptions, run};
 pub use world::{Happening, Life, LossId, Observed, PartitionId, Traffic, World, derive_seed};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use swim_sim::scenario::BUILT_IN;
 use swim_sim::trace_file::{self, ReplayOptions};
-use swim_sim::{Knobs, Progress, RunOptions, Scenario, derive_seed, run};
+use swim_sim::{Knobs, Progress, RestartMode, RunOptions, Scenario, derive_seed, run};
 
 /// Run, swarm-test and replay simulated SWIM clusters.
 #[derive(Parser, Debug)]
@@ -91,6 +91,23 @@ struct RunArgs {
     /// Write an HTML report. [default: none]
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    // issue 12: scenario knobs of the built-in scenarios.
+    /// Length of the `partition` scenario's split, in seconds. [default: 60, at most a third of
+    /// the run]
+    #[arg(long, value_parser = parse_seconds, value_name = "SECS")]
+    partition_secs: Option<f64>,
+    /// How `restart-all` replaces each node: `down-then-up` (the old instance dies at once, the
+    /// new one starts 0.1-1 s later) or `overlap` (the old one runs until the new one takes
+    /// over: no downtime). [default: down-then-up]
+    #[arg(long, value_parser = parse_restart_mode, value_name = "MODE")]
+    restart_mode: Option<RestartMode>,
+    /// Window in which `join-storm`'s nodes join, in seconds. [default: 1]
+    #[arg(long, value_parser = parse_seconds, value_name = "SECS")]
+    join_window_secs: Option<f64>,
+}
+
+fn parse_restart_mode(v: &str) -> Result<RestartMode, String> {
+    v.parse().map_err(|e| format!("{e}"))
 }
 
 fn scenarios_help() -> String {
@@ -188,6 +205,28 @@ fn scenario_of(f: &RunArgs) -> Result<Scenario, String> {
         (None, None) => return Err("--scenario NAME or --scenario-file FILE is required".into()),
         (None, Some(path)) => {
             let at = format!("--scenario-file {}", path.display());
+            let knob = [
+                (
+                    f.partition_secs.is_some(),
+                    "--partition-secs",
+                    "a partition fault's duration",
+                ),
+                (
+                    f.restart_mode.is_some(),
+                    "--restart-mode",
+                    "a crash-restart's downtime",
+                ),
+                (
+                    f.join_window_secs.is_some(),
+                    "--join-window-secs",
+                    "start.within",
+                ),
+            ];
+            if let Some((_, flag, field)) = knob.iter().find(|k| k.0) {
+                return Err(format!(
+                    "{flag} shapes built-in scenarios; in a scenario file set {field}"
+                ));
+            }
             let text = std::fs::read_to_string(path).map_err(|e| format!("{at}: {e}"))?;
             let mut s = Scenario::from_toml(&text).map_err(|e| format!("{at}: {e}"))?;
             // Flags given on the command line override the file.
@@ -209,6 +248,9 @@ fn scenario_of(f: &RunArgs) -> Result<Scenario, String> {
                 nodes: f.nodes.map_or(100, |n| n as usize),
                 duration: Duration::from_secs_f64(f.seconds.unwrap_or(120.0)),
                 loss: f.loss,
+                partition: f.partition_secs.map(Duration::from_secs_f64),
+                restart_mode: f.restart_mode,
+                join_window: f.join_window_secs.map(Duration::from_secs_f64),
             };
             Scenario::built_in(name, &knobs, seed).map_err(|e| format!("--scenario: {e}"))?
         }

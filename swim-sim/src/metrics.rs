@@ -1,11 +1,19 @@
 //! Measurements taken while a run goes: every node's view as a bitmap, the truth, detection,
-//! false positives, dissemination, convergence and load.
+//! false positives (and false deaths by kind, `false_deaths.rs`), dissemination, convergence
+//! and load. (Just over 600 lines: the view bitmap and the measurements that read it on every
+//! event live together; splitting `Views` into its own file is the next step if it grows.)
+
+mod false_deaths;
+
+pub(crate) use false_deaths::Classifier;
 
 use std::collections::BTreeSet;
 
 use swim_proto::{Event, Instant};
 
-use crate::report::{Detection, Dissemination, FalsePositives, FaultWindow, Load, Series, Summary};
+use crate::report::{
+    CrashChain, Detection, Dissemination, FalsePositives, FaultWindow, Load, Series, Summary,
+};
 use crate::scenario::NodeId;
 use crate::world::Traffic;
 
@@ -194,6 +202,8 @@ struct Crash {
     first_suspect: Option<Instant>,
     first_dead: Option<Instant>,
     dead_at: Vec<Instant>,
+    /// When no up observer held it alive or suspect any more.
+    dead_everywhere: Option<Instant>,
     ended: bool,
     permanent: bool,
 }
@@ -230,6 +240,8 @@ pub(crate) struct Metrics {
     bytes_at_sample: Vec<u64>,
     pub series: Series,
     pub faults: Vec<FaultWindow>,
+    /// False deaths by kind.
+    pub deaths: Classifier,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -261,6 +273,7 @@ impl Metrics {
             bytes_at_sample: vec![0; n],
             series: Series::default(),
             faults: Vec::new(),
+            deaths: Classifier::new(n),
         }
     }
 
@@ -305,6 +318,7 @@ impl Metrics {
 
     /// Node `v` starts with fresh state; `measure_join` if its arrival is a change to measure.
     pub(crate) fn node_up(&mut self, now: Instant, v: NodeId, measure_join: bool) {
+        self.deaths.booted(now, v);
         let v = v as usize;
         self.track_join[v] = measure_join;
         self.views.reset(v);
@@ -336,6 +350,7 @@ impl Metrics {
                 first_suspect: None,
                 first_dead: None,
                 dead_at: Vec::new(),
+                dead_everywhere: None,
                 ended: false,
                 permanent: true,
             });
@@ -408,7 +423,11 @@ impl Metrics {
                     if self.pending_gone[ti].is_none() {
                         self.pending_gone[ti] = Some(now);
                     }
-                } else if self.views.up[ti]
+                } else if self.views.up[ti] {
+                    self.deaths.record(now, o as NodeId, t);
+                }
+                if self.active_crash[ti].is_none()
+                    && self.views.up[ti]
                     && self.crashed_incarnation[ti].is_none_or(|inc| m.incarnation > inc)
                 {
                     self.fp_dead += 1;
@@ -426,6 +445,12 @@ impl Metrics {
             _ => {}
         }
         self.views.flip(o, ti, active);
+        if !active
+            && self.views.holders[ti] == 0
+            && let Some(c) = self.active_crash[ti]
+        {
+            self.crashes[c].dead_everywhere.get_or_insert(now);
+        }
         self.after_change(now, Some(ti));
         false_dead
     }
@@ -472,8 +497,12 @@ impl Metrics {
         let mut first_suspect = Vec::new();
         let mut first_dead = Vec::new();
         let mut all_dead = Vec::new();
+        let mut everywhere = Vec::new();
         let mut undetected = 0;
         for c in &self.crashes {
+            if let Some(t) = c.dead_everywhere {
+                everywhere.push(ms(t - c.at));
+            }
             if let Some(t) = c.first_suspect {
                 first_suspect.push(ms(t - c.at));
             }
@@ -493,8 +522,25 @@ impl Metrics {
             first_dead_ms: Summary::of(&first_dead),
             all_dead_ms: Summary::of(&all_dead),
             undetected,
+            dead_everywhere_ms: Summary::of(&everywhere),
         };
         (d, all_dead)
+    }
+
+    /// Each crash's detection chain, in time order.
+    pub(crate) fn crash_chains(&self) -> Vec<CrashChain> {
+        let since = |c: &Crash, t: Option<Instant>| t.map(|t| ms(t - c.at));
+        self.crashes
+            .iter()
+            .map(|c| CrashChain {
+                node: c.victim,
+                at_ms: ms(c.at - Instant::ZERO),
+                first_suspect_ms: since(c, c.first_suspect),
+                first_dead_ms: since(c, c.first_dead),
+                dead_everywhere_ms: since(c, c.dead_everywhere),
+                restarted: c.ended,
+            })
+            .collect()
     }
 
     pub(crate) fn false_positives(&self) -> FalsePositives {

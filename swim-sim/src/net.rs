@@ -35,7 +35,7 @@ impl Partition {
         Partition { id, group, one_way }
     }
 
-    fn blocks(&self, from: NodeId, to: NodeId) -> bool {
+    pub(crate) fn blocks(&self, from: NodeId, to: NodeId) -> bool {
         let (gf, gt) = (self.group[from as usize], self.group[to as usize]);
         if gf == gt {
             return false;

@@ -48,6 +48,64 @@ pub struct Detection {
     /// (crash, observer) pairs where a live observer never declared a permanently crashed node
     /// dead by the end of the run.
     pub undetected: u64,
+    // issue 12: the whole detection chain per fault.
+    /// Per crash: time from the crash until no live node holds the crashed node alive or
+    /// suspect any more (dead at every observer); crashes that never got there are left out.
+    pub dead_everywhere_ms: Summary,
+}
+
+/// One crash's detection chain (issue 12): first suspicion, first death, dead everywhere.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CrashChain {
+    /// The crashed node.
+    pub node: u32,
+    /// When it crashed, ms of simulated time.
+    pub at_ms: f64,
+    /// From the crash to the first suspicion (or death) anywhere, ms.
+    pub first_suspect_ms: Option<f64>,
+    /// From the crash to the first "dead" anywhere, ms.
+    pub first_dead_ms: Option<f64>,
+    /// From the crash until no live node held it alive or suspect, ms.
+    pub dead_everywhere_ms: Option<f64>,
+    /// Whether a new instance of the node started before the chain completed (its later
+    /// links are then missing).
+    pub restarted: bool,
+}
+
+/// Events and distinct victims of one kind of false death.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FalseDeathCount {
+    /// `MemberFailed` events.
+    pub events: u64,
+    /// Distinct nodes they were about.
+    pub victims: u64,
+}
+
+/// `MemberFailed` events about nodes that were up, by kind (issue 12). Each event is of exactly
+/// one kind, checked in the order `across_partition`, `faulty_victim`, `fresh`, `restarted`,
+/// `healthy_in_faulty_run`, `reachable`. Reachability comes from the world's network rules
+/// (partition groups, cut links, time of heal), never from labels; "reachable" needs the last
+/// 2 s without separation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FalseDeaths {
+    /// (a) A healthy node the observer could reach for at least the last 2 s (same side of a
+    /// partition, or from 2 s after the heal on), in a run without node faults. Target: zero.
+    pub reachable: FalseDeathCount,
+    /// (b) A restarted node whose new instance had been up (and reachable) for 2 s. Target:
+    /// zero.
+    pub restarted: FalseDeathCount,
+    /// (c) A node the observer could not reach at some moment of the last 2 s (across a
+    /// partition or a cut link while it is up): expected.
+    pub across_partition: FalseDeathCount,
+    /// (d) A healthy, reachable node in a run with paused, slow, flaky or clock-skewed nodes.
+    /// Target: zero.
+    pub healthy_in_faulty_run: FalseDeathCount,
+    /// The victim itself was paused, slow, flaky or clock-skewed (from the fault's start on):
+    /// expected.
+    pub faulty_victim: FalseDeathCount,
+    /// The victim's current instance had been up less than 2 s (a claim about its previous
+    /// life may still be in flight): not judged.
+    pub fresh: FalseDeathCount,
 }
 
 /// Declarations about nodes that were in fact up.
@@ -212,6 +270,11 @@ pub struct Report {
     pub invariant_violations: usize,
     /// The violation, if any, with the seed and time.
     pub violation: Option<String>,
+    // issue 12: false deaths by kind, and the detection chain per crash.
+    /// `MemberFailed` events about up nodes, by kind.
+    pub false_deaths: FalseDeaths,
+    /// Per crash, in time order: suspicion, first death, dead everywhere.
+    pub crashes: Vec<CrashChain>,
     /// Fault windows, for plots.
     #[serde(skip)]
     pub faults: Vec<FaultWindow>,
@@ -251,12 +314,21 @@ impl Report {
         let _ = writeln!(t, "\ndetection");
         let _ = writeln!(
             t,
-            "  first suspect  {}",
+            "  first suspect   {}",
             row(&self.detection.first_suspect_ms)
         );
-        let _ = writeln!(t, "  first dead     {}", row(&self.detection.first_dead_ms));
-        let _ = writeln!(t, "  dead at all    {}", row(&self.detection.all_dead_ms));
-        let _ = writeln!(t, "  undetected     {}", self.detection.undetected);
+        let _ = writeln!(
+            t,
+            "  first dead      {}",
+            row(&self.detection.first_dead_ms)
+        );
+        let _ = writeln!(t, "  dead at all     {}", row(&self.detection.all_dead_ms));
+        let _ = writeln!(
+            t,
+            "  dead everywhere {}",
+            row(&self.detection.dead_everywhere_ms)
+        );
+        let _ = writeln!(t, "  undetected      {}", self.detection.undetected);
         let fp = &self.false_positives;
         let _ = writeln!(t, "\nfalse positives");
         let _ = writeln!(
@@ -264,6 +336,18 @@ impl Report {
             "  dead {}  suspect {}  victims {}  healthy victims {}",
             fp.dead, fp.suspect, fp.victims, fp.healthy_victims
         );
+        let fd = &self.false_deaths;
+        let _ = writeln!(t, "false deaths by kind (events / distinct victims)");
+        for (name, c) in [
+            ("(a) reachable", fd.reachable),
+            ("(b) restarted", fd.restarted),
+            ("(c) across partition", fd.across_partition),
+            ("(d) healthy, faulty run", fd.healthy_in_faulty_run),
+            ("faulty victim", fd.faulty_victim),
+            ("fresh (< 2 s up)", fd.fresh),
+        ] {
+            let _ = writeln!(t, "  {name:<24} {} / {}", c.events, c.victims);
+        }
         let l = &self.load;
         let _ = writeln!(t, "\nload per node per second");
         let _ = writeln!(

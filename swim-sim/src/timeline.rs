@@ -101,6 +101,8 @@ struct Timeline<'a> {
     check_cursor: usize,
     last_fault_end: Instant,
     observed: Vec<Observed>,
+    /// Per node: its own datagram loss from a `Flaky` fault.
+    flaky_rate: Vec<f64>,
 }
 
 impl<'a> Timeline<'a> {
@@ -129,6 +131,7 @@ impl<'a> Timeline<'a> {
             check_cursor: 0,
             last_fault_end: Instant::ZERO,
             observed: Vec::new(),
+            flaky_rate: vec![0.0; n],
         }
     }
 
@@ -206,7 +209,7 @@ impl<'a> Timeline<'a> {
         let d = self.scenario.duration;
         let shade_end = match fault {
             Fault::Crash { .. } | Fault::Leave { .. } | Fault::Join { .. } => at + d / 200,
-            Fault::ClockSkew { .. } | Fault::LinkLoss { .. } => self.end,
+            Fault::ClockSkew { .. } | Fault::LinkLoss { .. } | Fault::Flaky { .. } => self.end,
             Fault::Command { .. } => at + d / 400,
             _ => end,
         };
@@ -270,15 +273,20 @@ impl<'a> Timeline<'a> {
             Fault::Pause { node, .. } => {
                 if w.pause(node) {
                     self.ever_faulty[node as usize] = true;
+                    self.metrics.deaths.node_fault(node);
                     w.alarm(end, Alarm::FaultEnd(i).token());
                 }
             }
             Fault::Slow { node, delay, .. } => {
                 w.set_slow(node, Some(delay));
                 self.ever_faulty[node as usize] = true;
+                self.metrics.deaths.node_fault(node);
                 w.alarm(end, Alarm::FaultEnd(i).token());
             }
-            Fault::ClockSkew { node, ppm } => w.skew_clock(node, ppm),
+            Fault::ClockSkew { node, ppm } => {
+                w.skew_clock(node, ppm);
+                self.metrics.deaths.node_fault(node);
+            }
             Fault::Leave { node } => w.leave(node),
             Fault::Join { node } => {
                 if w.life(node) == Life::NotStarted {
@@ -309,6 +317,24 @@ impl<'a> Timeline<'a> {
             }
             Fault::Command { node, command } => w.input(node, Input::Command(command)),
             Fault::LinkLoss { from, to, rate } => w.set_link_loss(from, to, rate),
+            Fault::Flaky { node, rate } => self.flaky(node, rate),
+        }
+        self.metrics.deaths.network(self.now(), &self.world.net);
+    }
+
+    /// Node `v` loses `rate` of the datagrams it sends and receives from now on: loss on each
+    /// of its links, combined with the other end's own when both are flaky.
+    fn flaky(&mut self, v: NodeId, rate: f64) {
+        self.ever_faulty[v as usize] = true;
+        self.metrics.deaths.node_fault(v);
+        self.flaky_rate[v as usize] = rate;
+        for o in 0..self.up.len() as NodeId {
+            if o != v {
+                let other = self.flaky_rate[o as usize];
+                let both = 1.0 - (1.0 - rate) * (1.0 - other);
+                self.world.set_link_loss(v, o, both);
+                self.world.set_link_loss(o, v, both);
+            }
         }
     }
 
@@ -336,6 +362,7 @@ impl<'a> Timeline<'a> {
             }
             _ => {}
         }
+        self.metrics.deaths.network(self.now(), &self.world.net);
     }
 
     /// Nodes a (re)starting node joins through: the scenario's seeds, or else the first three

@@ -11,7 +11,7 @@ fn built_in(name: &str, nodes: usize, seconds: u64, seed: u64) -> Scenario {
     let knobs = Knobs {
         nodes,
         duration: Duration::from_secs(seconds),
-        loss: None,
+        ..Knobs::default()
     };
     Scenario::built_in(name, &knobs, seed).unwrap()
 }

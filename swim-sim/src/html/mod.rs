@@ -21,6 +21,7 @@ macro_rules! w {
     }};
 }
 
+mod deaths;
 mod faults;
 mod format;
 mod scale;
@@ -28,6 +29,7 @@ mod svg;
 #[cfg(test)]
 mod tests;
 
+use deaths::*;
 use faults::*;
 use format::*;
 use scale::*;
@@ -57,6 +59,7 @@ pub fn render(report: &Report) -> String {
     let kinds = fault_kinds_html(&report.faults);
     view_plot(&mut out, report, &time, &kinds);
     cdf_plot(&mut out, report);
+    crash_chains(&mut out, report);
     bytes_plot(&mut out, report, &time, &kinds);
     fault_list(&mut out, &report.faults);
 
@@ -170,10 +173,11 @@ fn summary_cards(out: &mut String, r: &Report) {
     out.push_str(
         "<thead><tr><th></th><th>p50</th><th>p99</th><th>max</th><th>n</th></tr></thead><tbody>\n",
     );
-    let rows: [(&str, &Summary); 3] = [
+    let rows: [(&str, &Summary); 4] = [
         ("first suspect", &d.first_suspect_ms),
         ("first dead", &d.first_dead_ms),
         ("dead at every observer", &d.all_dead_ms),
+        ("dead everywhere (per crash)", &d.dead_everywhere_ms),
     ];
     for (name, s) in rows {
         w!(
@@ -217,6 +221,7 @@ fn summary_cards(out: &mut String, r: &Report) {
             ),
         ],
     );
+    false_deaths_card(out, r);
 
     let l = &r.load;
     kv_card(

@@ -85,6 +85,7 @@ fn realistic(samples: usize, faults: usize, detections: usize) -> Report {
             first_dead_ms: Summary::of(&samples_ms[..detections.min(10)]),
             all_dead_ms: Summary::of(&samples_ms),
             undetected: 2,
+            dead_everywhere_ms: Summary::of(&samples_ms[..detections.min(10)]),
         },
         convergence_ms: Some(1234.0),
         faults: fault_windows,

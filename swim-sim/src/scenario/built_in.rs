@@ -22,9 +22,11 @@ pub const BUILT_IN: &[&str] = &[
     "state",
     "leader",
     "swarm",
+    "flaky",
 ];
 
-/// Knobs of the built-in scenarios that the CLI exposes.
+/// Knobs of the built-in scenarios that the CLI exposes. `None` keeps a scenario's own
+/// default, so runs without the knob are unchanged.
 #[derive(Clone, Debug)]
 pub struct Knobs {
     /// Nodes.
@@ -33,6 +35,101 @@ pub struct Knobs {
     pub duration: Duration,
     /// Loss for the `loss` scenario (and added to any other). Default 0.05 for `loss`.
     pub loss: Option<f64>,
+    // issue 12: scenario knobs.
+    /// Length of the `partition` scenario's split (`--partition-secs`). Default 60 s, at most
+    /// a third of the run.
+    pub partition: Option<Duration>,
+    /// How `restart-all` replaces each node (`--restart-mode`). Default
+    /// [`RestartMode::DownThenUp`].
+    pub restart_mode: Option<RestartMode>,
+    /// Window over which `join-storm`'s nodes start their joins (`--join-window-secs`).
+    /// Default 1 s.
+    pub join_window: Option<Duration>,
+}
+
+impl Default for Knobs {
+    /// 100 nodes, 120 s, every scenario's own defaults.
+    fn default() -> Self {
+        Knobs {
+            nodes: 100,
+            duration: Duration::from_secs(120),
+            loss: None,
+            partition: None,
+            restart_mode: None,
+            join_window: None,
+        }
+    }
+}
+
+/// How `restart-all` replaces each node's process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RestartMode {
+    /// The old instance dies at once; the new one starts after a downtime of 0.1-1 s (the
+    /// address is silent meanwhile).
+    #[default]
+    DownThenUp,
+    /// The old instance runs until the new one takes over its address: no downtime (in a
+    /// scenario file, a `crash-restart` with `downtime = "0s"`).
+    Overlap,
+}
+
+impl std::str::FromStr for RestartMode {
+    type Err = ScenarioError;
+    fn from_str(s: &str) -> Result<Self, ScenarioError> {
+        match s {
+            "down-then-up" => Ok(RestartMode::DownThenUp),
+            "overlap" => Ok(RestartMode::Overlap),
+            other => Err(ScenarioError(format!(
+                "restart_mode (--restart-mode) must be down-then-up or overlap, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Checks that each knob given applies to scenario `name` and is in range; names the knob.
+fn check_knobs(name: &str, k: &Knobs) -> Result<(), ScenarioError> {
+    let err = |m: String| Err(ScenarioError(m));
+    for (field, given, applies) in [
+        (
+            "partition_secs (--partition-secs)",
+            k.partition,
+            "partition",
+        ),
+        (
+            "join_window_secs (--join-window-secs)",
+            k.join_window,
+            "join-storm",
+        ),
+    ] {
+        if let Some(d) = given {
+            if name != applies {
+                return err(format!(
+                    "{field} applies to the {applies} scenario only, not {name}"
+                ));
+            }
+            if d.is_zero() {
+                return err(format!("{field} must be greater than zero"));
+            }
+        }
+    }
+    if k.restart_mode.is_some() && name != "restart-all" {
+        return err(format!(
+            "restart_mode (--restart-mode) applies to the restart-all scenario only, not {name}"
+        ));
+    }
+    if let Some(p) = k.partition {
+        let at = Duration::from_secs(10).min(k.duration / 4);
+        if at + p >= k.duration {
+            return err(format!(
+                "partition_secs (--partition-secs) {} s: the split from {} s must end before the \
+                 run does ({} s)",
+                p.as_secs_f64(),
+                at.as_secs_f64(),
+                k.duration.as_secs_f64()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn pick(rng: &mut ChaCha8Rng, n: usize) -> usize {
@@ -73,6 +170,7 @@ impl Scenario {
                 "--nodes must be at least 2, got {n}"
             )));
         }
+        check_knobs(name, knobs)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce7_a210);
         let d = knobs.duration;
         let mut s = Scenario {
@@ -136,7 +234,7 @@ impl Scenario {
                     fault: Fault::Partition {
                         groups: vec![half],
                         one_way: false,
-                        duration: secs(60).min(d / 3),
+                        duration: knobs.partition.unwrap_or(secs(60).min(d / 3)),
                     },
                 });
             }
@@ -171,7 +269,9 @@ impl Scenario {
                 }
             }
             "join-storm" => {
-                s.start = Start::JoinStorm { within: secs(1) };
+                s.start = Start::JoinStorm {
+                    within: knobs.join_window.unwrap_or(secs(1)),
+                };
                 s.seeds = vec![0];
             }
             "restart-all" => {
@@ -179,6 +279,10 @@ impl Scenario {
                 for node in 0..n as NodeId {
                     let at = base + between(&mut rng, Duration::ZERO, secs(10));
                     let downtime = between(&mut rng, Duration::from_millis(100), secs(1));
+                    let downtime = match knobs.restart_mode.unwrap_or_default() {
+                        RestartMode::DownThenUp => downtime,
+                        RestartMode::Overlap => Duration::ZERO,
+                    };
                     s.faults.push(TimedFault {
                         at,
                         fault: Fault::CrashRestart { node, downtime },
@@ -207,6 +311,17 @@ impl Scenario {
                 s.seeds = (1..n.min(4) as NodeId).collect();
             }
             "swarm" => return Ok(Scenario::swarm(seed)),
+            "flaky" => {
+                // The Rapid paper's flaky nodes: 1% of nodes lose 20-80% of the datagrams they
+                // send and receive, from 5 s on; deaths of the other 99% are false (kind d).
+                for node in distinct(&mut rng, n, one_percent, &s.seeds.clone()) {
+                    let rate = 0.2 + 0.6 * unit(&mut rng);
+                    s.faults.push(TimedFault {
+                        at: secs(5).min(d / 4),
+                        fault: Fault::Flaky { node, rate },
+                    });
+                }
+            }
             other => {
                 return Err(ScenarioError(format!(
                     "unknown scenario {other:?}; built-in scenarios: {}",
@@ -374,11 +489,7 @@ mod tests {
 
     #[test]
     fn every_built_in_scenario_is_valid() {
-        let knobs = Knobs {
-            nodes: 100,
-            duration: Duration::from_secs(120),
-            loss: None,
-        };
+        let knobs = Knobs::default();
         for name in BUILT_IN {
             let s = Scenario::built_in(name, &knobs, 7).unwrap();
             s.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -389,6 +500,77 @@ mod tests {
         );
         let err = Scenario::built_in("nope", &knobs, 1).unwrap_err();
         assert!(err.0.contains("steady"), "{err}");
+    }
+
+    #[test]
+    fn knobs_shape_their_scenario_and_name_the_field_when_wrong() {
+        let secs = Duration::from_secs;
+        let k = Knobs {
+            partition: Some(secs(30)),
+            ..Knobs::default()
+        };
+        let s = Scenario::built_in("partition", &k, 1).unwrap();
+        assert!(
+            matches!(s.faults[0].fault, Fault::Partition { duration, .. } if duration == secs(30))
+        );
+        let k = Knobs {
+            restart_mode: Some(RestartMode::Overlap),
+            ..Knobs::default()
+        };
+        let s = Scenario::built_in("restart-all", &k, 1).unwrap();
+        assert_eq!(s.faults.len(), 100);
+        assert!(
+            s.faults
+                .iter()
+                .all(|f| f.fault.duration() == Some(Duration::ZERO))
+        );
+        let k = Knobs {
+            join_window: Some(secs(5)),
+            ..Knobs::default()
+        };
+        let s = Scenario::built_in("join-storm", &k, 1).unwrap();
+        assert_eq!(s.start, Start::JoinStorm { within: secs(5) });
+
+        let wrong = |k: Knobs, name: &str, field: &str| {
+            let e = Scenario::built_in(name, &k, 1).unwrap_err();
+            assert!(e.0.contains(field), "{e}");
+        };
+        let too_long = Knobs {
+            partition: Some(secs(115)),
+            ..Knobs::default()
+        };
+        wrong(too_long, "partition", "partition_secs");
+        let zero = Knobs {
+            join_window: Some(Duration::ZERO),
+            ..Knobs::default()
+        };
+        wrong(zero, "join-storm", "join_window_secs");
+        let misplaced = Knobs {
+            restart_mode: Some(RestartMode::DownThenUp),
+            ..Knobs::default()
+        };
+        wrong(misplaced, "crash", "restart_mode");
+        let e = "sideways".parse::<RestartMode>().unwrap_err();
+        assert!(e.0.contains("restart_mode"), "{e}");
+    }
+
+    #[test]
+    fn flaky_makes_one_percent_of_nodes_lose_20_to_80_percent() {
+        let k = Knobs {
+            nodes: 1000,
+            ..Knobs::default()
+        };
+        let s = Scenario::built_in("flaky", &k, 3).unwrap();
+        let rates: Vec<f64> = s
+            .faults
+            .iter()
+            .filter_map(|f| match f.fault {
+                Fault::Flaky { node, rate } if !s.seeds.contains(&node) => Some(rate),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rates.len(), 10);
+        assert!(rates.iter().all(|r| (0.2..=0.8).contains(r)), "{rates:?}");
     }
 
     #[test]

@@ -33,6 +33,11 @@ impl Scenario {
                 return err(format!("{field} must be within 0..=1, got {p}"));
             }
         }
+        if let Start::JoinStorm { within } = self.start
+            && within.is_zero()
+        {
+            return err("start.within (the join window) must be greater than zero".into());
+        }
         if self.sample_interval.is_zero() {
             return err("sample_interval must be greater than zero".into());
         }
@@ -80,10 +85,17 @@ impl Scenario {
             if let Some(&x) = nodes.iter().find(|&&x| x >= n) {
                 return bad(&format!("node {x} is out of range 0..{n}"));
             }
-            if let Fault::Loss { rate, .. } | Fault::LinkLoss { rate, .. } = f.fault
+            if let Fault::Loss { rate, .. }
+            | Fault::LinkLoss { rate, .. }
+            | Fault::Flaky { rate, .. } = f.fault
                 && !(0.0..=1.0).contains(&rate)
             {
                 return bad("rate must be within 0..=1");
+            }
+            if let Fault::Partition { duration, .. } = f.fault
+                && duration.is_zero()
+            {
+                return bad("duration (the partition's length) must be greater than zero");
             }
             if let Fault::Join { node } = f.fault
                 && !self.late_joiners.contains(&node)
@@ -137,6 +149,19 @@ mod tests {
             Scenario::from_toml("nodes = 3\n[[faults]]\nat = \"1s\"\nkind = \"crash\"\nnod = 1")
                 .unwrap_err();
         assert!(bad.0.contains("nod"), "{bad}");
+        let bad = Scenario::from_toml(
+            "nodes = 3\n[[faults]]\nat = \"1s\"\nkind = \"flaky\"\nnode = 1\nrate = 1.5",
+        )
+        .unwrap_err();
+        assert!(bad.0.contains("rate"), "{bad}");
+        let bad = Scenario::from_toml(
+            "nodes = 3\n[[faults]]\nat = \"1s\"\nkind = \"partition\"\ngroups = [[0]]\nduration = \"0s\"",
+        )
+        .unwrap_err();
+        assert!(bad.0.contains("duration"), "{bad}");
+        let bad = Scenario::from_toml("nodes = 3\n[start]\nmode = \"join-storm\"\nwithin = \"0s\"")
+            .unwrap_err();
+        assert!(bad.0.contains("start.within"), "{bad}");
         let bad = Scenario::from_toml("nodes = 3\n[config]\nprobe_interval = \"0s\"").unwrap_err();
         assert!(bad.0.contains("probe_interval"), "{bad}");
     }

@@ -154,6 +154,15 @@ pub enum Fault {
         /// Loss probability.
         rate: f64,
     },
+    // issue 12: per-node loss (the Rapid paper's flaky nodes).
+    /// The node loses `rate` of the datagrams it sends and of those sent to it, for the rest
+    /// of the run (a bad NIC or an overloaded host; the Rapid paper's flaky nodes).
+    Flaky {
+        /// Which node.
+        node: NodeId,
+        /// Loss probability in each direction.
+        rate: f64,
+    },
 }
 
 impl Fault {
@@ -174,7 +183,7 @@ impl Fault {
         match self {
             Fault::Crash { .. } => FaultKind::Crash,
             Fault::Partition { .. } => FaultKind::Partition,
-            Fault::Loss { .. } | Fault::LinkLoss { .. } => FaultKind::Loss,
+            Fault::Loss { .. } | Fault::LinkLoss { .. } | Fault::Flaky { .. } => FaultKind::Loss,
             Fault::Slow { .. } => FaultKind::Slow,
             Fault::Pause { .. } => FaultKind::Pause,
             Fault::CrashRestart { .. } | Fault::Leave { .. } | Fault::Join { .. } => {
@@ -212,6 +221,7 @@ impl Fault {
             Fault::LinkLoss { from, to, rate } => {
                 format!("link {from}->{to} loss {:.0}%", rate * 100.0)
             }
+            Fault::Flaky { node, rate } => format!("flaky node-{node} {:.0}%", rate * 100.0),
             Fault::Command { node, command } => {
                 let what = format!("{command:?}");
                 let kind = what
@@ -360,7 +370,7 @@ impl std::error::Error for ScenarioError {}
 mod built_in;
 mod file;
 
-pub use built_in::{BUILT_IN, Knobs};
+pub use built_in::{BUILT_IN, Knobs, RestartMode};
 
 impl Scenario {
     /// How long after the last fault every live node's view must equal the true live set:
@@ -399,7 +409,8 @@ pub fn fault_node(f: &Fault) -> Option<NodeId> {
         | Fault::ClockSkew { node, .. }
         | Fault::Leave { node }
         | Fault::Join { node }
-        | Fault::Command { node, .. } => Some(*node),
+        | Fault::Command { node, .. }
+        | Fault::Flaky { node, .. } => Some(*node),
         _ => None,
     }
 }

@@ -101,6 +101,8 @@ impl Timeline<'_> {
             },
             invariant_violations: usize::from(violation.is_some()),
             violation,
+            false_deaths: self.metrics.deaths.report(),
+            crashes: self.metrics.crash_chains(),
             faults: std::mem::take(&mut self.metrics.faults),
             series: std::mem::take(&mut self.metrics.series),
             detection_samples_ms: samples,
