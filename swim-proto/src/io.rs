@@ -83,6 +83,18 @@ pub enum Command<A> {
         /// Key within the type.
         key: String,
     },
+    // --- operator control (issue 14) ---
+    /// Remove another member cluster-wide (Serf's force-leave, Partisan's `leave(Node)`): it is
+    /// marked left at its current incarnation here and the removal is gossiped like a leave,
+    /// so nobody probes it again. A removed member that is in fact alive learns it
+    /// ([`Event::LocalRemoved`]), stops probing and stays out until an explicit
+    /// [`Command::Join`], which rejoins it with a higher incarnation. Errors: removing this
+    /// node ([`CommandError::RemoveSelf`]) or a member not in the table
+    /// ([`CommandError::UnknownMember`]).
+    Remove {
+        /// The member's name.
+        name: String,
+    },
 }
 
 /// One state write for [`Command::Publish`] and [`Command::PublishMany`].
@@ -141,6 +153,14 @@ pub enum CommandError {
         /// Why.
         error: StateError,
     },
+    // --- operator control (issue 14) ---
+    /// `Remove` named this node itself; [`Command::Leave`] is the way out.
+    RemoveSelf,
+    /// `Remove` named a member this node does not know (never heard of, or already reaped).
+    UnknownMember {
+        /// The name given.
+        name: String,
+    },
 }
 
 impl fmt::Display for CommandError {
@@ -159,6 +179,8 @@ impl fmt::Display for CommandError {
             CommandError::NoKeyring => f.write_str("encryption is not configured (no keyring)"),
             CommandError::Keyring(e) => write!(f, "keyring: {e}"),
             CommandError::State { index, error } => write!(f, "state write {index}: {error}"),
+            CommandError::RemoveSelf => f.write_str("a node cannot remove itself (leave instead)"),
+            CommandError::UnknownMember { name } => write!(f, "no member named {name:?}"),
         }
     }
 }
@@ -315,6 +337,14 @@ pub enum Event<A> {
         #[serde(serialize_with = "ser::display_all")]
         keys: Vec<StateKey>,
     },
+    // --- operator control (issue 14) ---
+    /// An operator removed this node ([`Command::Remove`] on some member): it now holds itself
+    /// left, stops probing, and comes back only by an explicit [`Command::Join`] (which takes
+    /// a higher incarnation than `incarnation`).
+    LocalRemoved {
+        /// The incarnation this node was removed at.
+        incarnation: u64,
+    },
 }
 
 impl<A> Event<A> {
@@ -340,6 +370,7 @@ impl<A> Event<A> {
             Event::ViewStable { .. } => "view_stable",
             Event::LeaderChanged { .. } => "leader_changed",
             Event::OriginFailed { .. } => "origin_failed",
+            Event::LocalRemoved { .. } => "local_removed",
         }
     }
 }
@@ -509,6 +540,7 @@ mod tests {
                 left: false,
                 keys: vec![StateKey::new("t", "k")],
             },
+            Event::LocalRemoved { incarnation: 2 },
         ]
     }
 

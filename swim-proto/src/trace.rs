@@ -224,6 +224,8 @@ fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {
                 h.tagged(27, k.key().as_bytes());
             }
         }
+        // operator control (issue 14): tags from 140 up
+        Event::LocalRemoved { incarnation } => h.tagged(140, &incarnation.to_le_bytes()),
     }
 }
 

@@ -32,7 +32,10 @@ impl<A: Address> Node<A> {
         out: &mut Vec<Output<A>>,
     ) -> Result<(), CommandError> {
         if self.local.state == MemberState::Left {
-            return Err(CommandError::Left);
+            if !(self.removals.local && matches!(command, Command::Join { .. })) {
+                return Err(CommandError::Left);
+            }
+            self.rejoin_after_removal(); // explicit rejoin after an operator removal
         }
         match command {
             Command::Join { seeds } => {
@@ -92,6 +95,7 @@ impl<A: Address> Node<A> {
                 };
                 self.publish(alloc::vec![(w, true)], out)?;
             }
+            Command::Remove { name } => self.remove_member(&name, out)?,
             Command::UpdateMetadata(meta) => {
                 if meta.len() > self.config.max_meta_len {
                     return Err(CommandError::MetadataTooLarge {

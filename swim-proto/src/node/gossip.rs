@@ -63,7 +63,10 @@ impl<A: Address> Node<A> {
 
     pub(super) fn enqueue(&mut self, u: &Update<'_, A>) {
         let mut bytes = Vec::new();
-        wire::encode_into(u, &mut bytes);
+        match self.as_removal(u) {
+            Some(removal) => wire::encode_into(&removal, &mut bytes), // issue 14
+            None => wire::encode_into(u, &mut bytes),
+        }
         let name = self.members.get(u.name()).map(|e| e.member.name.clone());
         let name = name.unwrap_or_else(|| NodeName::new(u.name()).expect("validated"));
         self.queue_broadcast(name, bytes);

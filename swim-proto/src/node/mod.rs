@@ -16,6 +16,7 @@
 //! | `receive` | decoding and dispatch of received packets | `Buffers::plain` |
 //! | `state`, `state_sync` | replicated key/value state and its anti-entropy (`docs/protocol.md` §10) | `state`, `state_queue` |
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
+//! | `remove` | operator removal (`docs/protocol.md`, "Operator removal") | `removals` |
 //!
 //! Packet framing and encryption are `crate::packet`.
 
@@ -33,6 +34,7 @@ mod gossip;
 mod heal;
 pub(crate) mod probe;
 mod receive;
+mod remove;
 mod state;
 mod state_sync;
 pub(crate) mod suspicion;
@@ -146,6 +148,9 @@ pub struct Node<A: Address> {
     view: view::ViewTracker,
     /// The last peer whose checksum differed from ours.
     checksum_peer: Option<A>,
+    // --- operator control (issue 14) ---
+    /// Members removed by an operator, and whether this node was.
+    removals: remove::Removals,
 }
 
 impl<A: Address> Node<A> {
@@ -195,6 +200,7 @@ impl<A: Address> Node<A> {
             state: StateStore::new(h5, identity_name),
             view: view::ViewTracker::default(),
             checksum_peer: None,
+            removals: remove::Removals::default(),
         })
     }
 

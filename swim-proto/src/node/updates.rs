@@ -55,6 +55,9 @@ impl<A: Address> Node<A> {
         source: Source<'_>,
         out: &mut Vec<Output<A>>,
     ) {
+        if let Update::Removed { .. } = u {
+            return self.apply_removal(u, source, out); // operator removal (issue 14)
+        }
         if source != Source::Local {
             self.stats.updates_received += 1;
         }
@@ -218,7 +221,7 @@ impl<A: Address> Node<A> {
                     accuser,
                 })
             }
-            Update::Dead { .. } | Update::Left { .. } => {
+            Update::Dead { .. } | Update::Left { .. } | Update::Removed { .. } => {
                 let at = now + self.config.tombstone_retention;
                 self.members.at_mut(slot).pending = Pending::Reap(at);
                 self.timers.push(at, Timer::Reap(name));
@@ -325,6 +328,11 @@ impl<A: Address> Node<A> {
                 }
             }
             MemberState::Dead => Update::Dead {
+                name,
+                incarnation,
+                addr,
+            },
+            MemberState::Left if self.is_removed(name, incarnation) => Update::Removed {
                 name,
                 incarnation,
                 addr,

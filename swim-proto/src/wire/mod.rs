@@ -130,6 +130,19 @@ pub enum Update<'a, A> {
         /// Member address.
         addr: A,
     },
+    // --- operator removal (issue 14) ---
+    /// An operator removed the member at `incarnation` (`Command::Remove`, Serf's force-leave):
+    /// merged as a leave (state `left`, same precedence), but the removed member, if alive,
+    /// does not refute it; it comes back only by an explicit rejoin with a higher incarnation
+    /// (`docs/protocol.md`, "Operator removal").
+    Removed {
+        /// Member name.
+        name: &'a str,
+        /// Incarnation of the claim: the member's current one when it was removed.
+        incarnation: u64,
+        /// Member address.
+        addr: A,
+    },
 }
 
 impl<'a, A> Update<'a, A> {
@@ -139,7 +152,8 @@ impl<'a, A> Update<'a, A> {
             Update::Alive { name, .. }
             | Update::Suspect { name, .. }
             | Update::Dead { name, .. }
-            | Update::Left { name, .. } => name,
+            | Update::Left { name, .. }
+            | Update::Removed { name, .. } => name,
         }
     }
 
@@ -149,7 +163,8 @@ impl<'a, A> Update<'a, A> {
             Update::Alive { incarnation, .. }
             | Update::Suspect { incarnation, .. }
             | Update::Dead { incarnation, .. }
-            | Update::Left { incarnation, .. } => *incarnation,
+            | Update::Left { incarnation, .. }
+            | Update::Removed { incarnation, .. } => *incarnation,
         }
     }
 
@@ -159,7 +174,7 @@ impl<'a, A> Update<'a, A> {
             Update::Alive { .. } => MemberState::Alive,
             Update::Suspect { .. } => MemberState::Suspect,
             Update::Dead { .. } => MemberState::Dead,
-            Update::Left { .. } => MemberState::Left,
+            Update::Left { .. } | Update::Removed { .. } => MemberState::Left,
         }
     }
 
@@ -169,7 +184,8 @@ impl<'a, A> Update<'a, A> {
             Update::Alive { addr, .. }
             | Update::Suspect { addr, .. }
             | Update::Dead { addr, .. }
-            | Update::Left { addr, .. } => addr,
+            | Update::Left { addr, .. }
+            | Update::Removed { addr, .. } => addr,
         }
     }
 }
