@@ -1,6 +1,6 @@
 //! The HTTP control API of an agent, on axum: members, stats, metrics, replicated state, the
 //! view and leader, a live event stream, and the POST operations the `swim-agent` subcommands
-//! use (join, leave, keys, publish, reload). No protocol logic lives here: every handler is one
+//! use (join, leave, force-leave, keys, publish, reload). No protocol logic lives here: every handler is one
 //! [`Cluster`] call.
 //!
 //! Limits, so that no client can starve the probes' observers:
@@ -151,6 +151,7 @@ pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
         .route("/keys/{op}", post(key_op))
         .route("/publish", post(publish))
         .route("/reload", post(reload))
+        .route("/force-leave", post(force_leave))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
@@ -434,6 +435,22 @@ async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> Response {
 
 async fn leave(State(api): State<Api>) -> Response {
     reply(api.cluster.leave().await.map(|()| json!({ "left": true })))
+}
+
+#[derive(Deserialize)]
+struct ForceLeaveBody {
+    name: String,
+}
+
+/// `POST /force-leave {"name": ..}`: operator removal of another member (`Cluster::remove`).
+async fn force_leave(State(api): State<Api>, Json(b): Json<ForceLeaveBody>) -> Response {
+    let name = b.name.clone();
+    reply(
+        api.cluster
+            .remove(b.name)
+            .await
+            .map(|()| json!({ "removed": name })),
+    )
 }
 
 #[derive(Deserialize)]

@@ -246,6 +246,16 @@ impl Cluster {
         }
     }
 
+    /// Removes another member cluster-wide (Serf's force-leave; `docs/protocol.md`,
+    /// "Operator removal"): it is marked left at its current incarnation and the removal is
+    /// gossiped, so nobody probes it again. A removed member that is alive stays out until
+    /// its application joins again. Fails, changing nothing, for this node's own name
+    /// ([`CommandError::RemoveSelf`](swim_proto::CommandError::RemoveSelf)) or a member not
+    /// known here ([`CommandError::UnknownMember`](swim_proto::CommandError::UnknownMember)).
+    pub async fn remove(&self, name: impl Into<String>) -> Result<(), Error> {
+        self.command(Command::Remove { name: name.into() }).await
+    }
+
     /// Stops the node task and closes its sockets, without leaving (others will detect the
     /// node as failed unless it left first). Returns once the task has ended and its trace is
     /// flushed. Later calls on any clone return [`Error::Shutdown`].

@@ -104,6 +104,14 @@ enum Cmd {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Remove another member cluster-wide (operator removal; the member, if alive, stays out
+    /// until it joins again).
+    ForceLeave {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The member's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -39,6 +39,13 @@ pub(super) fn client(cmd: Cmd) -> Result<ExitCode, String> {
                 "{}",
                 call(&api, reqwest::Method::POST, "/leave", None).await?
             ),
+            Cmd::ForceLeave { api, name } => {
+                let body = json!({ "name": name });
+                println!(
+                    "{}",
+                    call(&api, reqwest::Method::POST, "/force-leave", Some(body)).await?
+                );
+            }
             Cmd::Keys { op } => {
                 let (api, path, key) = match op {
                     KeysCmd::Install { api, key } => (api, "/keys/install", Some(key)),
