@@ -95,6 +95,11 @@ pub enum Command<A> {
         /// The member's name.
         name: String,
     },
+    /// Stop probing while staying a member (`docs/protocol.md` §12.2): the node suspects
+    /// nobody, but still answers probes, gossips and refutes, so others keep it alive.
+    PauseFailureDetector,
+    /// Probe again from the next protocol period.
+    ResumeFailureDetector,
 }
 
 /// One state write for [`Command::Publish`] and [`Command::PublishMany`].

@@ -98,6 +98,7 @@ mod config;
 mod decode_error;
 mod hash;
 mod health;
+pub mod histogram;
 mod io;
 pub mod keyring;
 mod member;

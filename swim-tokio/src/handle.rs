@@ -256,6 +256,18 @@ impl Cluster {
         self.command(Command::Remove { name: name.into() }).await
     }
 
+    /// Pauses (`true`) or resumes (`false`) the failure detector while staying a member
+    /// (`docs/protocol.md` §12.2): a paused node probes nobody but still answers, so others
+    /// keep it alive. An operator tool.
+    pub async fn set_failure_detector_paused(&self, paused: bool) -> Result<(), Error> {
+        self.command(if paused {
+            Command::PauseFailureDetector
+        } else {
+            Command::ResumeFailureDetector
+        })
+        .await
+    }
+
     /// Stops the node task and closes its sockets, without leaving (others will detect the
     /// node as failed unless it left first). Returns once the task has ended and its trace is
     /// flushed. Later calls on any clone return [`Error::Shutdown`].

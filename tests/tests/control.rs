@@ -1,5 +1,6 @@
 //! Operator control of the SWIM core (issue 14) on the in-memory harness: removal of another
-//! member (`docs/protocol.md`, "Operator removal"). Every failure message carries its seed.
+//! member (`docs/protocol.md` §12.1) and pausing the failure detector (§12.2). Every failure
+//! message carries its seed.
 
 use std::time::Duration;
 
@@ -126,4 +127,37 @@ fn removing_self_or_an_unknown_member_is_rejected() {
     assert_eq!(node.local().state, MemberState::Alive);
     assert_eq!(node.members().count(), 0);
     assert_eq!(node.pending_broadcasts(), 0);
+}
+
+/// §12.2: a node whose failure detector is paused probes nobody, yet keeps answering, so it
+/// is never suspected; after resuming it probes again.
+#[test]
+fn paused_failure_detector_probes_nobody_but_keeps_the_node_alive() {
+    let seed = 43;
+    let mut c = joined(8, seed);
+    let paused = 3;
+    let name = c.name(paused).to_string();
+    c.input(paused, Input::Command(Command::PauseFailureDetector));
+    assert!(c.node(paused).unwrap().failure_detector_paused());
+    let probes = c.node(paused).unwrap().stats().probes;
+    let pings_answered = c.node(paused).unwrap().stats().sent.ack;
+    c.run_for(secs(60));
+    let n = c.node(paused).unwrap();
+    assert_eq!(n.stats().probes, probes, "seed {seed}: paused node probed");
+    assert!(
+        n.stats().sent.ack > pings_answered + 20,
+        "seed {seed}: paused node stopped answering"
+    );
+    assert_eq!(
+        c.count_events(|o| is_suspected_about(o, &name)),
+        0,
+        "seed {seed}: paused node suspected"
+    );
+    assert!(c.converged(), "seed {seed}: view diverged while paused");
+    c.input(paused, Input::Command(Command::ResumeFailureDetector));
+    c.run_for(secs(10));
+    assert!(
+        c.node(paused).unwrap().stats().probes >= probes + 5,
+        "seed {seed}: no probes after resume"
+    );
 }

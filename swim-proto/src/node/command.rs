@@ -96,6 +96,8 @@ impl<A: Address> Node<A> {
                 self.publish(alloc::vec![(w, true)], out)?;
             }
             Command::Remove { name } => self.remove_member(&name, out)?,
+            Command::PauseFailureDetector => self.pause_failure_detector(out),
+            Command::ResumeFailureDetector => self.resume_failure_detector(),
             Command::UpdateMetadata(meta) => {
                 if meta.len() > self.config.max_meta_len {
                     return Err(CommandError::MetadataTooLarge {

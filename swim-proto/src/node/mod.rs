@@ -16,7 +16,8 @@
 //! | `receive` | decoding and dispatch of received packets | `Buffers::plain` |
 //! | `state`, `state_sync` | replicated key/value state and its anti-entropy (`docs/protocol.md` §10) | `state`, `state_queue` |
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
-//! | `remove` | operator removal (`docs/protocol.md`, "Operator removal") | `removals` |
+//! | `remove` | operator removal (`docs/protocol.md` §12.1) | `removals` |
+//! | `lifecycle` | pausing the failure detector (`docs/protocol.md` §12.2) | `fd_paused` |
 //!
 //! Packet framing and encryption are `crate::packet`.
 
@@ -32,6 +33,7 @@ use serde::de::DeserializeOwned;
 mod command;
 mod gossip;
 mod heal;
+mod lifecycle;
 pub(crate) mod probe;
 mod receive;
 mod remove;
@@ -111,7 +113,8 @@ struct Buffers {
 ///   [`state_clock`](Node::state_clock), [`state_watermark`](Node::state_watermark);
 ///   the node itself: [`stats`](Node::stats), [`health_score`](Node::health_score),
 ///   [`pending_broadcasts`](Node::pending_broadcasts), [`config`](Node::config),
-///   [`keyring`](Node::keyring), [`now`](Node::now);
+///   [`keyring`](Node::keyring), [`now`](Node::now),
+///   [`failure_detector_paused`](Node::failure_detector_paused);
 /// - **time**: [`next_deadline`](Node::next_deadline) (also sent as [`Output::TickAt`]);
 /// - **drains**: none; every output is returned by the input that caused it, so nothing
 ///   waits inside the node to be polled;
@@ -151,6 +154,8 @@ pub struct Node<A: Address> {
     // --- operator control (issue 14) ---
     /// Members removed by an operator, and whether this node was.
     removals: remove::Removals,
+    /// The failure detector is paused: no probes, answers still given (`lifecycle`).
+    fd_paused: bool,
 }
 
 impl<A: Address> Node<A> {
@@ -201,6 +206,7 @@ impl<A: Address> Node<A> {
             view: view::ViewTracker::default(),
             checksum_peer: None,
             removals: remove::Removals::default(),
+            fd_paused: false,
         })
     }
 

@@ -86,6 +86,9 @@ impl<A: Address> Node<A> {
             TimerKind::Probe,
             now + self.health.scale(self.config.probe_interval),
         );
+        if self.fd_paused {
+            return; // failure detector paused by the operator (`lifecycle`)
+        }
         let Some(slot) = self.next_probe_target() else {
             return;
         };

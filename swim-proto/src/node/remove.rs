@@ -1,5 +1,5 @@
-//! Operator removal (Serf's force-leave, Partisan's `leave(Node)`; `docs/protocol.md`,
-//! "Operator removal"): [`Command::Remove`](crate::Command::Remove) marks another member left
+//! Operator removal (Serf's force-leave, Partisan's `leave(Node)`;
+//! `docs/protocol.md` §12.1): [`Command::Remove`](crate::Command::Remove) marks another member left
 //! cluster-wide at its current incarnation.
 //!
 //! The removal travels as [`Update::Removed`]: merged by the SWIM §4.2 precedence rule exactly

@@ -134,7 +134,7 @@ pub enum Update<'a, A> {
     /// An operator removed the member at `incarnation` (`Command::Remove`, Serf's force-leave):
     /// merged as a leave (state `left`, same precedence), but the removed member, if alive,
     /// does not refute it; it comes back only by an explicit rejoin with a higher incarnation
-    /// (`docs/protocol.md`, "Operator removal").
+    /// (`docs/protocol.md` §12.1).
     Removed {
         /// Member name.
         name: &'a str,
