@@ -104,6 +104,7 @@ fn help_on_every_subcommand_exits_0_and_shows_defaults() {
         &["monitor"],
         &["stats"],
         &["reload"],
+        &["force-leave"],
     ] {
         let mut args = sub.to_vec();
         args.push("--help");
