@@ -203,6 +203,10 @@ pub struct Stats {
     pub dropped: Drops,
     /// Replicated state activity.
     pub state: StateStats,
+    // -- issue 12 (false deaths after heals and restarts) --
+    /// Death claims heard from other nodes about members held active, taken as accusations
+    /// (a suspicion started or confirmed) rather than verdicts.
+    pub hearsay_deaths: u64,
 }
 
 /// Replicated state counters (monotonic), and the store's current size.

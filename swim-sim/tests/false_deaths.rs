@@ -37,7 +37,6 @@ fn figures(what: &str, seed: u64, r: &Report) -> String {
 /// 100-node cluster split in halves for 30 s: every death across the split is expected (c),
 /// and no node declares dead a node it could reach for the last 2 s (a).
 #[test]
-#[ignore = "issue 12: fails until hearsay deaths become suspicions (core fix pending)"]
 fn partition_of_30_s_declares_no_reachable_node_dead() {
     let seed = 1;
     let knobs = Knobs {

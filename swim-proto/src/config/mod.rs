@@ -124,6 +124,12 @@ pub struct Config {
     pub state: StateConfig,
     /// Membership checksums, stable views and the leader.
     pub view: ViewConfig,
+    // -- issue 12 (false deaths after heals and restarts) --
+    /// The incarnation this node starts at (SWIM §4.2). A process that restarts under the same
+    /// name can start above the incarnation of its previous life (persisted by the driver), so
+    /// its first `alive` already out-refutes suspicions and death claims about that life.
+    /// Default 0.
+    pub start_incarnation: u64,
 }
 
 impl Default for Config {
@@ -166,6 +172,7 @@ impl Config {
             keyring: None,
             state: StateConfig::default(),
             view: ViewConfig::default(),
+            start_incarnation: 0,
         }
     }
 

@@ -189,7 +189,7 @@ impl<A: Address> Node<A> {
             local: Member {
                 name: identity.name,
                 addr: identity.addr,
-                incarnation: 0,
+                incarnation: config.start_incarnation,
                 state: MemberState::Alive,
                 meta: identity.meta,
             },

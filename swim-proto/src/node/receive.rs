@@ -61,7 +61,7 @@ impl<A: Address> Node<A> {
         }
         self.stats.received.bump(dg.message.kind());
         for u in &dg.updates {
-            self.apply_update(u, Source::Gossip, out);
+            self.apply_update(u, Source::Gossip { from: Some(from) }, out);
         }
         for e in &dg.state {
             self.apply_state(*e, out);
@@ -142,6 +142,7 @@ impl<A: Address> Node<A> {
                 reply,
                 Source::PushPull {
                     join_reply: join && reply,
+                    sender: msg.header.sender,
                 },
             ),
             StreamKind::Heal { reply } => {

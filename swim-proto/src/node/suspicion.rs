@@ -19,6 +19,14 @@ use crate::wire::Update;
 
 impl<A: Address> Node<A> {
     pub(super) fn new_suspicion(&mut self, incarnation: u64, accuser: &str) -> Suspicion {
+        let (min, max, wanted) = self.suspicion_bounds();
+        let accuser = NodeName::new(accuser).expect("accuser names are validated on receipt");
+        Suspicion::new(incarnation, accuser, self.now, min, max, wanted)
+    }
+
+    /// The suspicion timeout's bounds and the confirmations wanted for this node's current
+    /// view of the cluster size (Lifeguard §IV-B).
+    fn suspicion_bounds(&self) -> (Duration, Duration, u32) {
         let n = self.members.active() + 1;
         let min = min_suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
         let max = min.saturating_mul(self.config.suspicion_max_timeout_mult);
@@ -28,8 +36,7 @@ impl<A: Address> Node<A> {
         } else {
             k
         };
-        let accuser = NodeName::new(accuser).expect("accuser names are validated on receipt");
-        Suspicion::new(incarnation, accuser, self.now, min, max, wanted)
+        (min, max, wanted)
     }
 
     pub(super) fn on_suspicion_timeout(&mut self, name: &NodeName, out: &mut Vec<Output<A>>) {
@@ -40,6 +47,20 @@ impl<A: Address> Node<A> {
         if s.deadline > self.now {
             return; // superseded by a later suspicion at a higher incarnation
         }
+        // A suspicion sized while this node knew few members (a restarted node hears gossip
+        // before its join snapshot arrives) is re-sized for the cluster it knows now, so its
+        // early verdicts do not race ahead of every other node's.
+        let (min, max, wanted) = self.suspicion_bounds();
+        let slot = self.members.slot(name.as_str()).expect("member exists");
+        if let Some(s) = self.members.at_mut(slot).suspicion_mut()
+            && s.grow(min, max, wanted)
+            && s.deadline > self.now
+        {
+            let deadline = s.deadline;
+            self.timers.push(deadline, Timer::Suspicion(name.clone()));
+            return;
+        }
+        let e = self.members.at(slot);
         let (inc, addr) = (e.member.incarnation, e.member.addr.clone());
         self.stats.deaths_declared += 1;
         self.apply_update(
@@ -190,6 +211,22 @@ impl Suspicion {
         self.max - scale(span, frac).min(span)
     }
 
+    /// Re-sizes the suspicion for a much larger cluster: if `min` exceeds the current minimum
+    /// by more than a quarter, the bounds and wanted confirmations are replaced and the
+    /// deadline recomputed from the start (smaller growth, from ordinary joins, changes
+    /// nothing). Returns whether anything changed. Bounds never shrink.
+    pub(crate) fn grow(&mut self, min: Duration, max: Duration, wanted: u32) -> bool {
+        if min <= self.min + self.min / 4 {
+            return false;
+        }
+        self.min = min;
+        self.max = max.max(min);
+        self.wanted = wanted;
+        self.accusers.truncate(wanted as usize + 1);
+        self.deadline = self.started + self.timeout();
+        true
+    }
+
     /// Records a confirmation from `accuser`. Returns true if it was new and independent, in
     /// which case `deadline` may have moved earlier.
     pub(crate) fn confirm(&mut self, accuser: &str) -> bool {
@@ -252,6 +289,33 @@ mod tests {
         assert!(s.confirm("c"));
         assert_eq!(s.deadline, Instant::from_secs(4));
         assert!(!s.confirm("d"), "no more than k confirmations are tracked");
+    }
+
+    /// A suspicion sized for a tiny cluster grows with the cluster learned later (issue 12:
+    /// a restarted node must not declare members dead on a 4 s timeout in a 1,000-node cluster).
+    #[test]
+    fn suspicion_grows_with_the_cluster_and_never_shrinks() {
+        let i = Duration::from_secs(1);
+        let small = min_suspicion_timeout(4, 10, i);
+        let mut s = Suspicion::new(
+            0,
+            NodeName::new("a").unwrap(),
+            Instant::ZERO,
+            small,
+            small,
+            0,
+        );
+        assert_eq!(s.deadline, Instant::from_secs(4));
+        let big = min_suspicion_timeout(4, 1000, i);
+        assert!(s.grow(big, big * 6, 2));
+        assert_eq!(
+            s.deadline,
+            Instant::ZERO + big * 6,
+            "no confirmations yet: the maximum"
+        );
+        assert!(!s.grow(small, small, 0), "bounds never shrink");
+        assert!(s.confirm("b") && s.confirm("c"));
+        assert_eq!(s.deadline, Instant::ZERO + big);
     }
 
     #[test]

@@ -11,18 +11,19 @@ use crate::io::{Event, Output};
 use crate::member::{Member, MemberState, Metadata, NodeName, overrides};
 use crate::membership::{Entry, Pending};
 use crate::stats::DropReason;
-use crate::wire::Update;
+use crate::wire::{self, Message, Update};
 
 /// Where a claim came from: decides how far it is trusted and whether it is re-gossiped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Source<'a> {
-    /// Piggybacked on a datagram.
-    Gossip,
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Source<'a, A> {
+    /// Piggybacked on a datagram from `from` (whose name, if a member, is the accuser of a
+    /// death claim it carries).
+    Gossip { from: Option<&'a A> },
     /// A push-pull snapshot. Tombstones of members we never knew are not adopted, so snapshots
     /// cannot keep reaped members alive forever. Members new to us are re-gossiped (anti-entropy
     /// found a gap, likely shared by our neighbours) unless the snapshot is the answer to our own
     /// join: that one is news only to us, and re-gossiping it would cost every join O(n) updates.
-    PushPull { join_reply: bool },
+    PushPull { join_reply: bool, sender: &'a str },
     /// A partition-healing snapshot from `sender` (from the other side of a healed split). As a
     /// push-pull, but a "dead" or "left" claim about a member we hold alive becomes a suspicion
     /// by `sender`: the member refutes with a higher incarnation if it lives, instead of being
@@ -31,6 +32,14 @@ pub(super) enum Source<'a> {
     /// Raised by this node.
     Local,
 }
+
+impl<A> Clone for Source<'_, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A> Copy for Source<'_, A> {}
 
 impl<A: Address> Node<A> {
     pub(super) fn validate_update(&self, u: &Update<'_, A>) -> Result<(), DropReason> {
@@ -52,7 +61,7 @@ impl<A: Address> Node<A> {
     pub(super) fn apply_update(
         &mut self,
         u: &Update<'_, A>,
-        source: Source<'_>,
+        source: Source<'_, A>,
         out: &mut Vec<Output<A>>,
     ) {
         if let Update::Removed { .. } = u {
@@ -81,7 +90,7 @@ impl<A: Address> Node<A> {
             };
             if !u.state().is_active() && held.1.is_active() {
                 // The other side could not see this member: suspect it rather than kill it.
-                return self.apply_update(&suspicion, Source::Gossip, out);
+                return self.apply_update(&suspicion, Source::Gossip { from: None }, out);
             }
             if u.state().is_active() && held.1 == MemberState::Dead && u.incarnation() == held.0 {
                 // We declared it dead at the incarnation the other side still sees alive: our
@@ -94,6 +103,13 @@ impl<A: Address> Node<A> {
             }
         }
         let claim = (u.incarnation(), u.state());
+        if let Update::Dead { name, addr, .. } = u
+            && source != Source::Local
+            && held.1.is_active()
+            && overrides(claim, held)
+        {
+            return self.accuse_on_hearsay(slot, name, addr, u.incarnation(), source, out);
+        }
         if overrides(claim, held) {
             self.transition(slot, u, out);
             self.enqueue(u);
@@ -110,7 +126,7 @@ impl<A: Address> Node<A> {
     pub(super) fn learn_member(
         &mut self,
         u: &Update<'_, A>,
-        source: Source<'_>,
+        source: Source<'_, A>,
         out: &mut Vec<Output<A>>,
     ) {
         self.sync.table_changes += 1;
@@ -165,7 +181,13 @@ impl<A: Address> Node<A> {
         if state.is_active() {
             self.probing.order.insert(slot, &mut self.rng);
         }
-        if source != (Source::PushPull { join_reply: true }) {
+        if !matches!(
+            source,
+            Source::PushPull {
+                join_reply: true,
+                ..
+            }
+        ) {
             self.enqueue(u);
         }
     }
@@ -299,6 +321,53 @@ impl<A: Address> Node<A> {
         if !u.state().is_active() {
             self.restamp_after_false_death(out);
         }
+    }
+
+    /// A death claim heard from another node about a member this node holds active is an
+    /// accusation, not a verdict (Lifeguard §IV-B; memberlist does the same for push-pull): it
+    /// starts a suspicion at the claimed incarnation, or confirms ours with the sender as an
+    /// independent accuser, and only this node's own suspicion timer declares the member dead.
+    /// A member that is reachable again (the claim crossed a healed partition, or came from a
+    /// node that just restarted) refutes before the timer fires: the suspect hears of the
+    /// suspicion at once (a direct datagram carrying it, Lifeguard's buddy system).
+    /// "Left" claims stay immediate: only the member itself can send them.
+    fn accuse_on_hearsay(
+        &mut self,
+        slot: usize,
+        name: &str,
+        addr: &A,
+        incarnation: u64,
+        source: Source<'_, A>,
+        out: &mut Vec<Output<A>>,
+    ) {
+        self.stats.hearsay_deaths += 1;
+        let accuser: NodeName = match source {
+            Source::PushPull { sender, .. } | Source::Heal { sender } => {
+                NodeName::new(sender).expect("validated")
+            }
+            Source::Gossip { from: Some(from) } => self
+                .members
+                .iter()
+                .find(|e| e.member.addr == *from)
+                .map_or_else(|| self.local.name.clone(), |e| e.member.name.clone()),
+            _ => self.local.name.clone(),
+        };
+        let suspicion = Update::Suspect {
+            name,
+            incarnation,
+            addr: addr.clone(),
+            accuser: accuser.as_str(),
+        };
+        let held = self.members.at(slot).member.incarnation;
+        if self.members.at(slot).member.state == MemberState::Suspect && held == incarnation {
+            self.confirm_suspicion(slot, accuser.as_str());
+            return;
+        }
+        self.transition(slot, &suspicion, out);
+        self.enqueue(&suspicion);
+        let mut buddy = Vec::new();
+        wire::encode_into(&suspicion, &mut buddy);
+        self.send_datagram(addr.clone(), &Message::Gossip, Some(&buddy), false, out);
     }
 
     /// The claim this node holds about the member in `slot`, as an update.
