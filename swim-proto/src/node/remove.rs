@@ -70,7 +70,7 @@ impl<A: Address> Node<A> {
     pub(super) fn apply_removal(
         &mut self,
         u: &Update<'_, A>,
-        source: Source<'_>,
+        source: Source<'_, A>,
         out: &mut Vec<Output<A>>,
     ) {
         let (name, incarnation) = (u.name(), u.incarnation());
