@@ -76,6 +76,7 @@ impl NodeName {
     }
 
     /// The name as a string slice.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             NameRepr::Inline { len, bytes } => core::str::from_utf8(&bytes[..usize::from(*len)])
@@ -87,6 +88,7 @@ impl NodeName {
 
 impl NodeName {
     /// The name's UTF-8 bytes, without re-validating inline names (hot paths compare these).
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             NameRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -96,6 +98,7 @@ impl NodeName {
 }
 
 impl PartialEq for NodeName {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.as_bytes() == other.as_bytes()
     }
@@ -111,6 +114,7 @@ impl PartialOrd for NodeName {
 
 impl Ord for NodeName {
     /// UTF-8 byte order, which is the order of the strings.
+    #[inline]
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
         self.as_bytes().cmp(other.as_bytes())
     }

@@ -124,6 +124,7 @@ impl<A> MemberTable<A> {
     }
 
     /// Names are hashed and compared as bytes: no UTF-8 re-validation on the hot path.
+    #[inline]
     pub(crate) fn slot(&self, name: &str) -> Option<usize> {
         let name = name.as_bytes();
         let hash = self.hasher.hash_one(name);
