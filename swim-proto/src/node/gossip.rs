@@ -228,7 +228,42 @@ struct Priority {
 #[derive(Debug)]
 struct Queued<K> {
     name: K,
-    bytes: Vec<u8>,
+    bytes: UpdateBytes,
+}
+
+/// Longest encoded update kept inline in its queue slot (most alive, suspect and dead updates
+/// with short names fit).
+const INLINE_UPDATE: usize = 46;
+
+/// An encoded update: inline when short, so packing reads it from the slot it already visits
+/// instead of a separate (cold) allocation.
+#[derive(Debug)]
+enum UpdateBytes {
+    Inline { len: u8, buf: [u8; INLINE_UPDATE] },
+    Heap(Vec<u8>),
+}
+
+impl UpdateBytes {
+    fn new(bytes: Vec<u8>) -> Self {
+        if bytes.len() <= INLINE_UPDATE {
+            let mut buf = [0; INLINE_UPDATE];
+            buf[..bytes.len()].copy_from_slice(&bytes);
+            UpdateBytes::Inline {
+                len: bytes.len() as u8,
+                buf,
+            }
+        } else {
+            UpdateBytes::Heap(bytes)
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            UpdateBytes::Inline { len, buf } => &buf[..usize::from(*len)],
+            UpdateBytes::Heap(v) => v,
+        }
+    }
 }
 
 /// Bounded queue of encoded updates, one per subject at most (a member's name, or a state
@@ -316,7 +351,10 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
         };
         self.next_id += 1;
         self.by_name.insert(name.clone(), key);
-        let slot = self.store(Queued { name, bytes });
+        let slot = self.store(Queued {
+            name,
+            bytes: UpdateBytes::new(bytes),
+        });
         self.by_priority.insert(key, slot);
         if self.by_priority.len() > self.max_len {
             // The most transmitted (and among those the oldest) update has done the most good.
@@ -356,6 +394,7 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
                 .as_ref()
                 .expect("a queued priority points to a filled slot")
                 .bytes
+                .as_slice()
                 .len();
             if len <= left {
                 left -= len;
@@ -376,7 +415,7 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
             let q = self.slots[i as usize]
                 .as_ref()
                 .expect("a picked priority points to a filled slot");
-            out.extend_from_slice(&q.bytes);
+            out.extend_from_slice(q.bytes.as_slice());
             let next = Priority {
                 transmits: key.transmits + 1,
                 newest_first: key.newest_first,
