@@ -1,5 +1,6 @@
 //! Members as the protocol sees them, and the SWIM §4.2 precedence rule between two claims.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::borrow::Borrow;
@@ -76,6 +77,7 @@ impl NodeName {
     }
 
     /// The name as a string slice.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             NameRepr::Inline { len, bytes } => core::str::from_utf8(&bytes[..usize::from(*len)])
@@ -87,6 +89,7 @@ impl NodeName {
 
 impl NodeName {
     /// The name's UTF-8 bytes, without re-validating inline names (hot paths compare these).
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             NameRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -96,6 +99,7 @@ impl NodeName {
 }
 
 impl PartialEq for NodeName {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.as_bytes() == other.as_bytes()
     }
@@ -111,6 +115,7 @@ impl PartialOrd for NodeName {
 
 impl Ord for NodeName {
     /// UTF-8 byte order, which is the order of the strings.
+    #[inline]
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
         self.as_bytes().cmp(other.as_bytes())
     }
@@ -168,9 +173,11 @@ impl fmt::Debug for NodeName {
 }
 
 /// Application bytes attached to a member (role, version, ports...). Bounded by
-/// `Config::max_meta_len`. Cheap to clone; empty metadata allocates nothing.
+/// `Config::max_meta_len`. Cheap to clone; empty metadata allocates nothing. One thin pointer
+/// (8 bytes), since every member entry holds one: a simulator keeps n² of them.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Metadata(Option<Arc<[u8]>>);
+#[allow(clippy::redundant_allocation)] // the inner box keeps the outer pointer thin
+pub struct Metadata(Option<Arc<Box<[u8]>>>);
 
 impl Metadata {
     /// Empty metadata.
@@ -180,7 +187,7 @@ impl Metadata {
 
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or(&[])
+        self.0.as_deref().map_or(&[], |b| b)
     }
 
     /// Length in bytes.
@@ -196,13 +203,13 @@ impl Metadata {
 
 impl From<&[u8]> for Metadata {
     fn from(b: &[u8]) -> Self {
-        Metadata((!b.is_empty()).then(|| Arc::from(b)))
+        Metadata((!b.is_empty()).then(|| Arc::new(Box::from(b))))
     }
 }
 
 impl From<alloc::vec::Vec<u8>> for Metadata {
     fn from(b: alloc::vec::Vec<u8>) -> Self {
-        Metadata((!b.is_empty()).then(|| Arc::from(b)))
+        Metadata((!b.is_empty()).then(|| Arc::new(b.into_boxed_slice())))
     }
 }
 
@@ -395,6 +402,11 @@ mod tests {
         assert_eq!(long.to_string(), "a-rather-long-node-name-on-the-heap");
         assert!(long < short);
         assert_eq!(core::mem::size_of::<NodeName>(), 24);
+        assert_eq!(
+            core::mem::size_of::<Metadata>(),
+            8,
+            "metadata is one thin pointer"
+        );
         assert!(
             Metadata::from(&b""[..]).0.is_none(),
             "empty metadata allocates nothing"

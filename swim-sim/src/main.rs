@@ -33,6 +33,9 @@ enum Cmd {
         /// Seed the runs' seeds derive from.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Print no progress line.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Re-execute a trace recorded with `run --record` or `swim-agent --record` and check that
     /// every output matches.
@@ -104,6 +107,10 @@ struct RunArgs {
     /// Window in which `join-storm`'s nodes join, in seconds. [default: 1]
     #[arg(long, value_parser = parse_seconds, value_name = "SECS")]
     join_window_secs: Option<f64>,
+    /// Print no progress (by default a long run shows a progress line on a terminal, and a
+    /// line every 5 s of wall time otherwise, on stderr).
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn parse_restart_mode(v: &str) -> Result<RestartMode, String> {
@@ -146,7 +153,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Run(args) => cmd_run(args),
-        Cmd::Swarm { runs, seed } => cmd_swarm(runs, seed),
+        Cmd::Swarm { runs, seed, quiet } => cmd_swarm(runs, seed, quiet),
         Cmd::Replay {
             file,
             node,
@@ -173,7 +180,7 @@ fn progress_printer() -> Box<dyn FnMut(Progress)> {
     let mut last = 0.0f64;
     Box::new(move |p: Progress| {
         let wall = start.elapsed().as_secs_f64();
-        if wall < 2.0 || (!tty && wall - last < 10.0) || (tty && wall - last < 0.2) {
+        if wall < 2.0 || (!tty && wall - last < 5.0) || (tty && wall - last < 0.2) {
             return;
         }
         last = wall;
@@ -182,7 +189,7 @@ fn progress_printer() -> Box<dyn FnMut(Progress)> {
         let filled = (frac * width as f64) as usize;
         let bar: String = "=".repeat(filled) + &" ".repeat(width - filled);
         let line = format!(
-            "[{bar}] {:>3.0}%  sim {:.0}/{:.0} s  {:.1}M events  {wall:.1} s wall",
+            "[{bar}] {:>3.0}%  simulated {:.0} of {:.0} s, {:.1} million events processed, {wall:.1} s wall time",
             frac * 100.0,
             p.now.as_nanos() as f64 / 1e9,
             p.end.as_nanos() as f64 / 1e9,
@@ -274,12 +281,12 @@ fn cmd_run(f: RunArgs) -> Result<ExitCode, String> {
     let report_path = f.report.clone();
     let opts = RunOptions {
         record,
-        progress: Some(progress_printer()),
+        progress: (!f.quiet).then(progress_printer),
         digest: f.digest,
         ..RunOptions::default()
     };
     let report = run(&scenario, seed, opts);
-    if std::io::stderr().is_terminal() && report.wall_s >= 2.0 {
+    if !f.quiet && std::io::stderr().is_terminal() && report.wall_s >= 2.0 {
         eprintln!();
     }
     if let Some(path) = &report_path {
@@ -312,26 +319,54 @@ fn reproduce_args() -> String {
         .join(" ")
 }
 
-fn cmd_swarm(runs: u64, seed: u64) -> Result<ExitCode, String> {
+/// One swarm run's outcome: its seed, simulated seconds and violation (if any).
+type SwarmResult = (u64, f64, Option<String>);
+
+/// Runs the swarm on every core (rayon; `RAYON_NUM_THREADS` caps it). Each run is
+/// independent and seeded by its index, and results come back in index order, so the summary
+/// is the same on any number of threads.
+fn swarm_results(runs: u64, seed: u64, progress: bool) -> Vec<SwarmResult> {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let done = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    (0..runs)
+        .into_par_iter()
+        .map(|i| {
+            let case = derive_seed(seed, 0x5a4a, i);
+            let scenario = Scenario::swarm(case);
+            let report = run(&scenario, case, RunOptions::default());
+            let violation = report.violation.map(|v| v.to_string());
+            if violation.is_some() {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if progress {
+                let f = failed.load(Ordering::Relaxed);
+                eprint!("\rswarm: {d}/{runs} runs done, {f} failed");
+            }
+            (case, report.seconds, violation)
+        })
+        .collect()
+}
+
+fn cmd_swarm(runs: u64, seed: u64, quiet: bool) -> Result<ExitCode, String> {
     let start = std::time::Instant::now();
+    let progress = !quiet && std::io::stderr().is_terminal();
+    let results = swarm_results(runs, seed, progress);
+    if progress {
+        eprintln!();
+    }
     let mut failures = Vec::new();
     let mut sim_seconds = 0.0;
-    for i in 0..runs {
-        let case = derive_seed(seed, 0x5a4a, i);
-        let scenario = Scenario::swarm(case);
-        let report = run(&scenario, case, RunOptions::default());
-        sim_seconds += report.seconds;
-        if let Some(v) = report.violation {
+    for (i, (case, seconds, violation)) in results.into_iter().enumerate() {
+        sim_seconds += seconds;
+        if let Some(v) = violation {
             eprintln!("FAIL run {i}: {v}");
             eprintln!("  reproduce: swim-sim run --scenario swarm --seed {case}");
             failures.push(case);
         }
-        if std::io::stderr().is_terminal() {
-            eprint!("\rswarm: {}/{runs} runs, {} failed", i + 1, failures.len());
-        }
-    }
-    if std::io::stderr().is_terminal() {
-        eprintln!();
     }
     println!(
         "swarm: {runs} runs from seed {seed}, {} failed, {sim_seconds:.0} simulated seconds in {:.1} s",
@@ -386,6 +421,21 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("swim-sim").chain(args.iter().copied()))
+    }
+
+    /// The swarm's results do not depend on how many threads run it.
+    #[test]
+    fn swarm_results_are_the_same_on_one_and_two_threads() {
+        let on = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| swarm_results(6, 11, false))
+        };
+        let one = on(1);
+        assert_eq!(one.len(), 6);
+        assert_eq!(one, on(2));
     }
 
     #[test]

@@ -296,9 +296,10 @@ impl Report {
     pub fn to_table(&self) -> String {
         use std::fmt::Write;
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
-        let row = |s: &Summary| {
+        // Each row says what its samples are, so "n" never stands bare.
+        let row = |s: &Summary, of: &str| {
             format!(
-                "p50 {:>9}  p99 {:>9}  max {:>9}  (n={})",
+                "p50 {:>9}  p99 {:>9}  max {:>9}  (over {} {of})",
                 ms(s.p50),
                 ms(s.p99),
                 ms(s.max),
@@ -315,18 +316,22 @@ impl Report {
         let _ = writeln!(
             t,
             "  first suspect   {}",
-            row(&self.detection.first_suspect_ms)
+            row(&self.detection.first_suspect_ms, "crashes")
         );
         let _ = writeln!(
             t,
             "  first dead      {}",
-            row(&self.detection.first_dead_ms)
+            row(&self.detection.first_dead_ms, "crashes")
         );
-        let _ = writeln!(t, "  dead at all     {}", row(&self.detection.all_dead_ms));
+        let _ = writeln!(
+            t,
+            "  dead at all     {}",
+            row(&self.detection.all_dead_ms, "crash × observer pairs")
+        );
         let _ = writeln!(
             t,
             "  dead everywhere {}",
-            row(&self.detection.dead_everywhere_ms)
+            row(&self.detection.dead_everywhere_ms, "crashes")
         );
         let _ = writeln!(t, "  undetected      {}", self.detection.undetected);
         let fp = &self.false_positives;
@@ -361,7 +366,7 @@ impl Report {
         );
         let _ = writeln!(
             t,
-            "\nviews {} at the end; first convergence {}   heal {}   dissemination p50 {} p99 {} (n={})",
+            "\nviews {} at the end; first convergence {}   heal {}   dissemination p50 {} p99 {} (over {} membership changes)",
             if self.converged {
                 "converged"
             } else {
@@ -374,10 +379,10 @@ impl Report {
             self.dissemination.count
         );
         if self.heal_nodes_ms.count > 0 {
-            let _ = writeln!(t, "heal per node  {}", row(&self.heal_nodes_ms));
+            let _ = writeln!(t, "heal per node  {}", row(&self.heal_nodes_ms, "nodes"));
         }
         if self.stable_view_ms.count > 0 {
-            let _ = writeln!(t, "stable view    {}", row(&self.stable_view_ms));
+            let _ = writeln!(t, "stable view    {}", row(&self.stable_view_ms, "nodes"));
         }
         if let Some(st) = &self.state {
             let _ = writeln!(
@@ -401,7 +406,7 @@ impl Report {
             .map_or("-".into(), |b| format!("{:.1} KiB", b as f64 / 1024.0));
         let _ = writeln!(
             t,
-            "\ncost: {:.2} s wall, {} events, {:.0} node-s/s, {:.0} events/s, peak memory {mem} ({per} per node)",
+            "\ncost: {:.2} s wall time, {} events processed, {:.0} simulated node-seconds per wall second, {:.0} events per wall second, peak memory {mem} ({per} per node)",
             self.wall_s, self.events, c.node_seconds_per_wall_s, c.events_per_wall_s
         );
         match &self.violation {

@@ -237,7 +237,9 @@ impl<'a> Timeline<'a> {
             }
             self.observe();
             let events = self.world.steps();
-            if events.is_multiple_of(262_144)
+            // Often enough for a line every few seconds on slow runs (a 1,000-node partition
+            // steps a few thousand events per second); the printer itself rate-limits.
+            if events.is_multiple_of(4_096)
                 && let Some(p) = progress.as_mut()
             {
                 p(Progress {

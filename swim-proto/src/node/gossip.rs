@@ -228,18 +228,59 @@ struct Priority {
 #[derive(Debug)]
 struct Queued<K> {
     name: K,
-    bytes: Vec<u8>,
+    bytes: UpdateBytes,
+}
+
+/// Longest encoded update kept inline in its queue slot (most alive, suspect and dead updates
+/// with short names fit).
+const INLINE_UPDATE: usize = 46;
+
+/// An encoded update: inline when short, so packing reads it from the slot it already visits
+/// instead of a separate (cold) allocation.
+#[derive(Debug)]
+enum UpdateBytes {
+    Inline { len: u8, buf: [u8; INLINE_UPDATE] },
+    Heap(Vec<u8>),
+}
+
+impl UpdateBytes {
+    fn new(bytes: Vec<u8>) -> Self {
+        if bytes.len() <= INLINE_UPDATE {
+            let mut buf = [0; INLINE_UPDATE];
+            buf[..bytes.len()].copy_from_slice(&bytes);
+            UpdateBytes::Inline {
+                len: bytes.len() as u8,
+                buf,
+            }
+        } else {
+            UpdateBytes::Heap(bytes)
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            UpdateBytes::Inline { len, buf } => &buf[..usize::from(*len)],
+            UpdateBytes::Heap(v) => v,
+        }
+    }
 }
 
 /// Bounded queue of encoded updates, one per subject at most (a member's name, or a state
 /// entry's type and key).
+///
+/// The updates sit in a slab and the priority order holds 4-byte slot numbers: re-queueing an
+/// update after each transmission then moves 20-byte B-tree entries, not the update itself.
 #[derive(Debug)]
 pub(crate) struct BroadcastQueue<K = NodeName> {
-    by_priority: BTreeMap<Priority, Queued<K>>,
+    by_priority: BTreeMap<Priority, u32>,
     by_name: Map<K, Priority>,
+    /// The queued updates; `None` slots are listed in `free`. At most `max_len + 1` slots.
+    slots: Vec<Option<Queued<K>>>,
+    free: Vec<u32>,
     next_id: u64,
     max_len: usize,
-    picked: Vec<Priority>,
+    picked: Vec<(Priority, u32)>,
     /// Where the updates packed by the last `pack` call now sit, so a second call for the same
     /// packet does not repeat them.
     just_packed: Vec<Priority>,
@@ -250,6 +291,8 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
         BroadcastQueue {
             by_priority: BTreeMap::new(),
             by_name: Map::with_hasher(hasher),
+            slots: Vec::new(),
+            free: Vec::new(),
             next_id: 0,
             max_len,
             picked: Vec::new(),
@@ -272,11 +315,35 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
         self.by_name.contains_key(name)
     }
 
+    /// Stores `q` in a free slot.
+    fn store(&mut self, q: Queued<K>) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(q);
+                i
+            }
+            None => {
+                self.slots.push(Some(q));
+                u32::try_from(self.slots.len() - 1).expect("slots bounded by max_len + 1")
+            }
+        }
+    }
+
+    /// Frees slot `i` and returns what it held.
+    fn release(&mut self, i: u32) -> Queued<K> {
+        self.free.push(i);
+        self.slots[i as usize]
+            .take()
+            .expect("a queued priority points to a filled slot")
+    }
+
     /// Queues an encoded update about `name`, replacing any older one about the same subject.
     /// Returns how many updates were dropped to respect the bound (0 or 1).
     pub(crate) fn push(&mut self, name: K, bytes: Vec<u8>) -> usize {
-        if let Some(old) = self.by_name.remove(&name) {
-            self.by_priority.remove(&old);
+        if let Some(old) = self.by_name.remove(&name)
+            && let Some(i) = self.by_priority.remove(&old)
+        {
+            self.release(i);
         }
         let key = Priority {
             transmits: 0,
@@ -284,13 +351,18 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
         };
         self.next_id += 1;
         self.by_name.insert(name.clone(), key);
-        self.by_priority.insert(key, Queued { name, bytes });
+        let slot = self.store(Queued {
+            name,
+            bytes: UpdateBytes::new(bytes),
+        });
+        self.by_priority.insert(key, slot);
         if self.by_priority.len() > self.max_len {
             // The most transmitted (and among those the oldest) update has done the most good.
-            let (_, dropped) = self
+            let (_, i) = self
                 .by_priority
                 .pop_last()
                 .expect("queue over its bound is non-empty");
+            let dropped = self.release(i);
             self.by_name.remove(&dropped.name);
             return 1;
         }
@@ -314,13 +386,19 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
         if !same_packet {
             self.just_packed.clear();
         }
-        for (key, q) in &self.by_priority {
+        for (key, &i) in &self.by_priority {
             if same_packet && self.just_packed.contains(key) {
                 continue;
             }
-            if q.bytes.len() <= left {
-                left -= q.bytes.len();
-                self.picked.push(*key);
+            let len = self.slots[i as usize]
+                .as_ref()
+                .expect("a queued priority points to a filled slot")
+                .bytes
+                .as_slice()
+                .len();
+            if len <= left {
+                left -= len;
+                self.picked.push((*key, i));
                 if left < 4 {
                     break;
                 }
@@ -331,25 +409,32 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
                 }
             }
         }
-        for key in &self.picked {
-            let q = self.by_priority.remove(key).expect("picked key is queued");
-            out.extend_from_slice(&q.bytes);
+        let picked = core::mem::take(&mut self.picked);
+        for &(key, i) in &picked {
+            self.by_priority.remove(&key);
+            let q = self.slots[i as usize]
+                .as_ref()
+                .expect("a picked priority points to a filled slot");
+            out.extend_from_slice(q.bytes.as_slice());
             let next = Priority {
                 transmits: key.transmits + 1,
                 newest_first: key.newest_first,
             };
             if next.transmits >= limit {
+                let q = self.release(i);
                 self.by_name.remove(&q.name);
             } else {
                 *self
                     .by_name
                     .get_mut(&q.name)
                     .expect("queued update is indexed by name") = next;
-                self.by_priority.insert(next, q);
+                self.by_priority.insert(next, i);
                 self.just_packed.push(next);
             }
         }
-        self.picked.len()
+        let n = picked.len();
+        self.picked = picked;
+        n
     }
 }
 

@@ -231,7 +231,10 @@ impl Suspicion {
     /// which case `deadline` may have moved earlier.
     pub(crate) fn confirm(&mut self, accuser: &str) -> bool {
         if self.confirmations() >= self.wanted
-            || self.accusers.iter().any(|a| a.as_str() == accuser)
+            || self
+                .accusers
+                .iter()
+                .any(|a| a.as_bytes() == accuser.as_bytes())
         {
             return false;
         }

@@ -114,6 +114,7 @@ impl TimerTable {
 
     /// The earliest deadline (`Instant::MAX` if none) and what it is. Ties go to the first
     /// [`TimerKind`], and to the queue last.
+    #[inline]
     fn earliest(&self) -> (Instant, Due) {
         let mut best = (Instant::MAX, Due::Periodic(TimerKind::Probe));
         for kind in TimerKind::ALL {
