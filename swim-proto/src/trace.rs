@@ -224,6 +224,13 @@ fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {
                 h.tagged(27, k.key().as_bytes());
             }
         }
+        Event::Conflict {
+            member: m,
+            claimed_addr,
+        } => {
+            member(131, m);
+            h.ser(131, claimed_addr);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Receiving: datagrams and stream messages are unsealed, decoded and validated whole before
 //! anything in them is applied; garbage is dropped, counted in [`Stats::dropped`] and reported
-//! as [`Event::PacketDropped`], never an error or a panic. Each message then goes to its
-//! room: probes to `node/probe.rs`, claims to `node/updates.rs`, snapshots to `node/sync.rs`
+//! as [`Event::PacketDropped`], never an error or a panic. Each received claim must pass
+//! `node/admission.rs`. Each message then goes to its room: probes to `node/probe.rs`, claims to `node/updates.rs`, snapshots to `node/sync.rs`
 //! and `node/heal.rs`, state to `node/state.rs`.
 //!
 //! [`Stats::dropped`]: crate::Stats::dropped
@@ -61,7 +61,9 @@ impl<A: Address> Node<A> {
         }
         self.stats.received.bump(dg.message.kind());
         for u in &dg.updates {
-            self.apply_update(u, Source::Gossip, out);
+            if self.admit_update(u, Some(from), out) {
+                self.apply_update(u, Source::Gossip, out);
+            }
         }
         for e in &dg.state {
             self.apply_state(*e, out);
@@ -158,7 +160,9 @@ impl<A: Address> Node<A> {
         };
         let changes_before = self.sync.table_changes;
         for u in &msg.updates {
-            self.apply_update(u, source, out);
+            if self.admit_update(u, None, out) {
+                self.apply_update(u, source, out);
+            }
         }
         let learned = self.sync.table_changes > changes_before;
         self.members.trim();
