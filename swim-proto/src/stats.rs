@@ -33,6 +33,13 @@ pub enum DropReason {
     /// A claim that an alive or suspect member moved to another address. Only that claim is
     /// dropped; [`Event::Conflict`](crate::Event::Conflict) reports it.
     AddressConflict,
+    /// A ping-req for a member not held at the address it names: no relay, so nobody can aim
+    /// this node's pings at an address of their choosing.
+    UnknownRelayTarget,
+    /// A push-pull or healing request (not a join) whose reply address is neither the stream's
+    /// source nor the held address of the member it names: its claims are merged, no reply
+    /// is sent (no reflection to a third party).
+    UnverifiedReplyAddress,
 }
 
 /// Per-message-kind counters.
@@ -108,6 +115,10 @@ pub struct Drops {
     pub incarnation_jump: u64,
     /// Claims moving an alive or suspect member to another address.
     pub address_conflict: u64,
+    /// Ping-reqs for a member not held at the address named.
+    pub unknown_relay_target: u64,
+    /// Push-pull and healing requests not answered: unverified reply address.
+    pub unverified_reply_address: u64,
 }
 
 impl Drops {
@@ -130,6 +141,8 @@ impl Drops {
             + self.decrypt_failed
             + self.incarnation_jump
             + self.address_conflict
+            + self.unknown_relay_target
+            + self.unverified_reply_address
     }
 
     pub(crate) fn bump(&mut self, reason: DropReason) {
@@ -151,6 +164,8 @@ impl Drops {
             DropReason::BadStateEntry => &mut self.bad_state_entry,
             DropReason::IncarnationJump => &mut self.incarnation_jump,
             DropReason::AddressConflict => &mut self.address_conflict,
+            DropReason::UnknownRelayTarget => &mut self.unknown_relay_target,
+            DropReason::UnverifiedReplyAddress => &mut self.unverified_reply_address,
         };
         *c += 1;
     }

@@ -288,3 +288,94 @@ fn forged_eviction_and_takeover_do_not_spread_in_a_cluster() {
     );
     assert!(c.converged(), "seed {seed}: views diverged");
 }
+
+fn ping_req(target: &str, target_addr: u32) -> Vec<u8> {
+    wire::encode_datagram(
+        b"",
+        &Message::PingReq {
+            seq: 1,
+            target,
+            target_addr,
+            want_nack: true,
+        },
+        &[],
+    )
+}
+
+fn datagrams_to(out: &[Output<u32>]) -> Vec<u32> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SendDatagram { to, .. } => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 13: a ping-req is relayed only to a member held at the address it names, so nobody
+/// can aim this node's pings at an address of their choosing.
+#[test]
+fn ping_req_is_relayed_only_to_a_known_member_address() {
+    let mut n = knows_x();
+    for (target, addr) in [("x", 4_242), ("stranger", 4_242)] {
+        let out = n.handle(
+            Input::Datagram {
+                from: ATTACKER,
+                bytes: ping_req(target, addr),
+            },
+            Instant::ZERO,
+        );
+        assert!(
+            datagrams_to(&out).is_empty(),
+            "relayed to {target} at {addr}"
+        );
+    }
+    assert_eq!(n.stats().dropped.unknown_relay_target, 2);
+    let out = n.handle(
+        Input::Datagram {
+            from: ATTACKER,
+            bytes: ping_req("x", 5),
+        },
+        Instant::ZERO,
+    );
+    assert_eq!(datagrams_to(&out), vec![5]);
+}
+
+fn push_pull_request(sender: &str, sender_addr: u32, join: bool) -> Vec<u8> {
+    let header = StreamHeader {
+        sender,
+        sender_addr,
+        kind: StreamKind::PushPull { join, reply: false },
+    };
+    wire::encode_stream(b"", &header, &[alive(sender, 1, sender_addr)])
+}
+
+fn streams_to(out: &[Output<u32>]) -> Vec<u32> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SendStream { to, .. } => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 13: a push-pull request is answered at the address inside it only if that address is
+/// the stream's source or the held address of the member it names; joins are always answered.
+#[test]
+fn push_pull_is_not_reflected_to_an_address_named_inside_the_request() {
+    let mut n = knows_x();
+    let victim = 4_242;
+    let stream =
+        |n: &mut Node<u32>, from, bytes| n.handle(Input::Stream { from, bytes }, Instant::ZERO);
+    // A stranger names a victim's address: its claims are merged, nothing goes to the victim.
+    let out = stream(&mut n, ATTACKER, push_pull_request("evil", victim, false));
+    assert!(streams_to(&out).is_empty());
+    assert_eq!(n.stats().dropped.unverified_reply_address, 1);
+    // Naming a held member's own address, or the stream's source, is answered.
+    let out = stream(&mut n, ATTACKER, push_pull_request("x", 5, false));
+    assert_eq!(streams_to(&out), vec![5]);
+    let out = stream(&mut n, 77, push_pull_request("z", 77, false));
+    assert_eq!(streams_to(&out), vec![77]);
+    // A join from an unknown node is answered (a joiner is unknown by nature).
+    let out = stream(&mut n, ATTACKER, push_pull_request("newcomer", 88, true));
+    assert_eq!(streams_to(&out), vec![88]);
+}

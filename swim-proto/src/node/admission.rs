@@ -16,6 +16,11 @@
 //!   refused and reported as [`Event::Conflict`]; the address changes once
 //!   the member is held dead or gone (memberlist's rule). A process restarted at a new address
 //!   is thus accepted once its previous life is declared dead.
+//!
+//! Replies go where requests came from (`node/receive.rs` asks [`Node::holds_at`]): a ping-req
+//! is relayed only to a member held at the address named, and a push-pull or healing request
+//! is answered at its `sender_addr` only if that is the stream's source or the held address of
+//! the member the request names. A join is answered regardless (a joiner is unknown by nature).
 
 use alloc::vec::Vec;
 
@@ -50,6 +55,14 @@ impl<A: Address> Node<A> {
                 false
             }
         }
+    }
+
+    /// Whether `name` is held (in any state) at `addr`: the address is a member's, learned
+    /// from the member itself or from gossip it did not contradict.
+    pub(super) fn holds_at(&self, name: &str, addr: &A) -> bool {
+        self.members
+            .get(name)
+            .is_some_and(|e| e.member.addr == *addr)
     }
 
     fn check_claim(&self, u: &Update<'_, A>, direct_from: Option<&A>) -> Result<(), DropReason> {

@@ -90,6 +90,9 @@ impl<A: Address> Node<A> {
                 if target.is_empty() || target.len() > self.config.max_name_len {
                     return self.drop_packet(from, DropReason::BadName, out);
                 }
+                if target != self.local.name.as_str() && !self.holds_at(target, &target_addr) {
+                    return self.drop_packet(from, DropReason::UnknownRelayTarget, out);
+                }
                 self.on_ping_req(from, seq, target, target_addr, want_nack, out);
             }
             Message::Ack { seq, checksum } => self.on_ack(from, seq, checksum, out),
@@ -158,6 +161,9 @@ impl<A: Address> Node<A> {
             }
             StreamKind::State { .. } => unreachable!("state streams carry a state body"),
         };
+        // Checked before the snapshot's own claims could vouch for the address.
+        let verified = *from == msg.header.sender_addr
+            || self.holds_at(msg.header.sender, &msg.header.sender_addr);
         let changes_before = self.sync.table_changes;
         for u in &msg.updates {
             if self.admit_update(u, None, out) {
@@ -167,6 +173,10 @@ impl<A: Address> Node<A> {
         let learned = self.sync.table_changes > changes_before;
         self.members.trim();
         let sender_addr = msg.header.sender_addr;
+        let request = matches!(msg.header.kind, StreamKind::Heal { reply: false }) || !reply;
+        if request && !join && !verified {
+            return self.drop_packet(from, DropReason::UnverifiedReplyAddress, out);
+        }
         if let StreamKind::Heal { reply: false } = msg.header.kind {
             self.send_snapshot(sender_addr, StreamKind::Heal { reply: true }, out);
         } else if !reply {
