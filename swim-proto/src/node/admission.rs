@@ -15,7 +15,8 @@
 //!   another address (and would override the claim held: stale ones stay merely stale) is
 //!   refused and reported as [`Event::Conflict`]; the address changes once
 //!   the member is held dead or gone (memberlist's rule). A process restarted at a new address
-//!   is thus accepted once its previous life is declared dead.
+//!   is thus accepted once its previous life is declared dead. A suspect, dead or left claim
+//!   naming another address is merged at the held address instead.
 //!
 //! Replies go where requests came from (`node/receive.rs` asks [`Node::holds_at`]): a ping-req
 //! is relayed only to a member held at the address named, and a push-pull or healing request
@@ -26,7 +27,7 @@ use alloc::vec::Vec;
 
 use super::{Address, Node};
 use crate::io::{Event, Output};
-use crate::member::overrides;
+use crate::member::{MemberState, overrides};
 use crate::stats::DropReason;
 use crate::wire::Update;
 
@@ -34,14 +35,27 @@ impl<A: Address> Node<A> {
     /// Whether a claim received from the network may be merged. `direct_from` is the source
     /// address of a datagram (`None` for a stream, whose source is a connection's). A refused
     /// claim is counted in `Stats::dropped` (and a conflict reported); nothing else changes.
-    pub(super) fn admit_update(
+    pub(super) fn admit_update<'a>(
         &mut self,
-        u: &Update<'_, A>,
+        u: &Update<'a, A>,
         direct_from: Option<&A>,
         out: &mut Vec<Output<A>>,
-    ) -> bool {
+    ) -> Option<Update<'a, A>> {
         match self.check_claim(u, direct_from) {
-            Ok(()) => true,
+            Ok(()) => Some(u.clone()),
+            // A suspect, dead or left claim is about the member, not its address: it is merged
+            // at the address held (only an alive claim may move a member).
+            Err(DropReason::AddressConflict) if u.state() != MemberState::Alive => {
+                let held = self.members.get(u.name()).map(|e| e.member.addr.clone())?;
+                let mut u = u.clone();
+                match &mut u {
+                    Update::Suspect { addr, .. }
+                    | Update::Dead { addr, .. }
+                    | Update::Left { addr, .. }
+                    | Update::Alive { addr, .. } => *addr = held,
+                }
+                Some(u)
+            }
             Err(reason) => {
                 if reason == DropReason::AddressConflict
                     && let Some(e) = self.members.get(u.name())
@@ -52,7 +66,7 @@ impl<A: Address> Node<A> {
                     }));
                 }
                 self.stats.dropped.bump(reason);
-                false
+                None
             }
         }
     }

@@ -61,8 +61,8 @@ impl<A: Address> Node<A> {
         }
         self.stats.received.bump(dg.message.kind());
         for u in &dg.updates {
-            if self.admit_update(u, Some(from), out) {
-                self.apply_update(u, Source::Gossip, out);
+            if let Some(u) = self.admit_update(u, Some(from), out) {
+                self.apply_update(&u, Source::Gossip, out);
             }
         }
         for e in &dg.state {
@@ -166,8 +166,8 @@ impl<A: Address> Node<A> {
             || self.holds_at(msg.header.sender, &msg.header.sender_addr);
         let changes_before = self.sync.table_changes;
         for u in &msg.updates {
-            if self.admit_update(u, None, out) {
-                self.apply_update(u, source, out);
+            if let Some(u) = self.admit_update(u, None, out) {
+                self.apply_update(&u, source, out);
             }
         }
         let learned = self.sync.table_changes > changes_before;
