@@ -341,6 +341,17 @@ pub enum Event<A> {
         /// Its live entries on this node, ascending.
         #[serde(serialize_with = "ser::display_all")]
         keys: Vec<StateKey>,
+    }, // --- abuse resistance (issue 13) ---
+    /// A claim moved a member this node holds alive or suspect to another address; it was
+    /// refused (memberlist's `NotifyConflict`). Either two processes share a name, or someone
+    /// forged the claim to take the member's traffic. The address changes only once the member
+    /// is held dead or gone (`docs/security.md`).
+    Conflict {
+        /// The member as held, at the address kept.
+        #[serde(flatten)]
+        member: Member<A>,
+        /// The address the refused claim named.
+        claimed_addr: A,
     },
     // --- operator control (issue 14) ---
     /// An operator removed this node ([`Command::Remove`] on some member): it now holds itself
@@ -376,6 +387,7 @@ impl<A> Event<A> {
             Event::LeaderChanged { .. } => "leader_changed",
             Event::OriginFailed { .. } => "origin_failed",
             Event::LocalRemoved { .. } => "local_removed",
+            Event::Conflict { .. } => "conflict",
         }
     }
 }

@@ -25,6 +25,21 @@ pub enum DropReason {
     FromSelf,
     /// A state entry with an empty or over-long type, key or origin, or an over-large value.
     BadStateEntry,
+    // --- abuse resistance (issue 13) ---
+    /// A claim about a member at an incarnation it cannot have reached: more than
+    /// `Config::max_incarnation_jump` above the one held (`Config::incarnation_ceiling` for a
+    /// member not known, or this node's previous life). Only that claim is dropped.
+    IncarnationJump,
+    /// A claim that an alive or suspect member moved to another address. Only that claim is
+    /// dropped; [`Event::Conflict`](crate::Event::Conflict) reports it.
+    AddressConflict,
+    /// A ping-req for a member not held at the address it names: no relay, so nobody can aim
+    /// this node's pings at an address of their choosing.
+    UnknownRelayTarget,
+    /// A push-pull or healing request (not a join) whose reply address is neither the stream's
+    /// source nor the held address of the member it names: its claims are merged, no reply
+    /// is sent (no reflection to a third party).
+    UnverifiedReplyAddress,
 }
 
 /// Per-message-kind counters.
@@ -95,6 +110,15 @@ pub struct Drops {
     pub not_encrypted: u64,
     /// Packets no installed key authenticates (wrong key, another cluster, tampering).
     pub decrypt_failed: u64,
+    // --- abuse resistance (issue 13) ---
+    /// Claims at an implausible incarnation.
+    pub incarnation_jump: u64,
+    /// Claims moving an alive or suspect member to another address.
+    pub address_conflict: u64,
+    /// Ping-reqs for a member not held at the address named.
+    pub unknown_relay_target: u64,
+    /// Push-pull and healing requests not answered: unverified reply address.
+    pub unverified_reply_address: u64,
 }
 
 impl Drops {
@@ -115,6 +139,10 @@ impl Drops {
             + self.encrypted
             + self.not_encrypted
             + self.decrypt_failed
+            + self.incarnation_jump
+            + self.address_conflict
+            + self.unknown_relay_target
+            + self.unverified_reply_address
     }
 
     pub(crate) fn bump(&mut self, reason: DropReason) {
@@ -134,6 +162,10 @@ impl Drops {
             DropReason::StreamTooLarge => &mut self.stream_too_large,
             DropReason::FromSelf => &mut self.from_self,
             DropReason::BadStateEntry => &mut self.bad_state_entry,
+            DropReason::IncarnationJump => &mut self.incarnation_jump,
+            DropReason::AddressConflict => &mut self.address_conflict,
+            DropReason::UnknownRelayTarget => &mut self.unknown_relay_target,
+            DropReason::UnverifiedReplyAddress => &mut self.unverified_reply_address,
         };
         *c += 1;
     }

@@ -226,6 +226,13 @@ fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {
         }
         // operator control (issue 14): tags from 140 up
         Event::LocalRemoved { incarnation } => h.tagged(140, &incarnation.to_le_bytes()),
+        Event::Conflict {
+            member: m,
+            claimed_addr,
+        } => {
+            member(131, m);
+            h.ser(131, claimed_addr);
+        }
     }
 }
 

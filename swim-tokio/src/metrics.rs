@@ -295,6 +295,10 @@ pub fn render(s: &ClusterStats, sizes: &MessageSizes) -> String {
             ("encrypted", x.encrypted),
             ("not_encrypted", x.not_encrypted),
             ("decrypt_failed", x.decrypt_failed),
+            ("incarnation_jump", x.incarnation_jump),
+            ("address_conflict", x.address_conflict),
+            ("unknown_relay_target", x.unknown_relay_target),
+            ("unverified_reply_address", x.unverified_reply_address),
         ],
     );
     family(

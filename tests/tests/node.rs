@@ -454,6 +454,14 @@ fn ping_for_another_node_is_not_answered() {
 fn relay_without_answer_sends_a_nack() {
     let mut n = node("helper", 0, Config::lan());
     let t = Instant::ZERO;
+    // Relays go only to members held at the address named (issue 13).
+    n.handle(
+        Input::Datagram {
+            from: 5,
+            bytes: gossip(&[alive("t", 1, 5)]),
+        },
+        t,
+    );
     let req = wire::encode_datagram(
         b"",
         &Message::PingReq {

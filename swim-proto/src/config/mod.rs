@@ -130,6 +130,21 @@ pub struct Config {
     /// its first `alive` already out-refutes suspicions and death claims about that life.
     /// Default 0.
     pub start_incarnation: u64,
+    // -- abuse resistance (issue 13) --
+    /// How far above the incarnation held for a member a claim about it made by someone else
+    /// may go. Only the member raises its incarnation (SWIM §4.2), by one per refutation or
+    /// metadata change, so a claim further ahead is forged (or this node missed that many of
+    /// the member's refutations); it is dropped and counted (`DropReason::IncarnationJump`).
+    /// Claims that arrive from the member's own held address are exempt. The window also
+    /// bounds how far a forged claim about this node can push its incarnation per refutation:
+    /// walking it to `u64::MAX` would take 2⁶⁴ / 1,000 forged rounds. Default 1,000; within
+    /// 1..=2⁴⁸. See `docs/protocol.md` §3.5.
+    pub max_incarnation_jump: u64,
+    /// The highest incarnation accepted for a member this node does not hold (from anyone but
+    /// the member itself) or in a claim about this node from a previous life (refuted only up to
+    /// this value plus `max_incarnation_jump`). At one refutation a second a member takes 136
+    /// years to reach the default. Default 2³² (4,294,967,296); within 0..=2⁴⁸.
+    pub incarnation_ceiling: u64,
 }
 
 impl Default for Config {
@@ -173,6 +188,8 @@ impl Config {
             state: StateConfig::default(),
             view: ViewConfig::default(),
             start_incarnation: 0,
+            max_incarnation_jump: 1_000,
+            incarnation_ceiling: 1 << 32,
         }
     }
 
@@ -299,6 +316,18 @@ impl Config {
                 MAX_LABEL_LEN as u64,
             ));
         }
+        range(
+            "max_incarnation_jump",
+            self.max_incarnation_jump,
+            1,
+            u64::MAX >> 16,
+        )?;
+        range(
+            "incarnation_ceiling",
+            self.incarnation_ceiling,
+            0,
+            u64::MAX >> 16,
+        )?;
         self.state.validate(self.max_stream_message_size)?;
         if let Some(k) = &self.keyring {
             k.check().map_err(|why| ConfigError::new("keyring", why))?;

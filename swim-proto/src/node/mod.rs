@@ -14,6 +14,7 @@
 //! | `heal` | partition healing | `HealState` |
 //! | `command` | application commands | |
 //! | `receive` | decoding and dispatch of received packets | `Buffers::plain` |
+//! | `admission` | which received claims may be merged: incarnation window, address conflicts (`docs/security.md`) | |
 //! | `state`, `state_sync` | replicated key/value state and its anti-entropy (`docs/protocol.md` §10) | `state`, `state_queue` |
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
 //! | `remove` | operator removal (`docs/protocol.md` §12.1) | `removals` |
@@ -30,6 +31,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod admission;
 mod command;
 mod gossip;
 mod heal;

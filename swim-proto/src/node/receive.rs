@@ -1,7 +1,7 @@
 //! Receiving: datagrams and stream messages are unsealed, decoded and validated whole before
 //! anything in them is applied; garbage is dropped, counted in [`Stats::dropped`] and reported
-//! as [`Event::PacketDropped`], never an error or a panic. Each message then goes to its
-//! room: probes to `node/probe.rs`, claims to `node/updates.rs`, snapshots to `node/sync.rs`
+//! as [`Event::PacketDropped`], never an error or a panic. Each received claim must pass
+//! `node/admission.rs`. Each message then goes to its room: probes to `node/probe.rs`, claims to `node/updates.rs`, snapshots to `node/sync.rs`
 //! and `node/heal.rs`, state to `node/state.rs`.
 //!
 //! [`Stats::dropped`]: crate::Stats::dropped
@@ -61,7 +61,9 @@ impl<A: Address> Node<A> {
         }
         self.stats.received.bump(dg.message.kind());
         for u in &dg.updates {
-            self.apply_update(u, Source::Gossip { from: Some(from) }, out);
+            if let Some(u) = self.admit_update(u, Some(from), out) {
+                self.apply_update(&u, Source::Gossip { from: Some(from) }, out);
+            }
         }
         for e in &dg.state {
             self.apply_state(*e, out);
@@ -87,6 +89,9 @@ impl<A: Address> Node<A> {
             } => {
                 if target.is_empty() || target.len() > self.config.max_name_len {
                     return self.drop_packet(from, DropReason::BadName, out);
+                }
+                if target != self.local.name.as_str() && !self.holds_at(target, &target_addr) {
+                    return self.drop_packet(from, DropReason::UnknownRelayTarget, out);
                 }
                 self.on_ping_req(from, seq, target, target_addr, want_nack, out);
             }
@@ -157,13 +162,22 @@ impl<A: Address> Node<A> {
             }
             StreamKind::State { .. } => unreachable!("state streams carry a state body"),
         };
+        // Checked before the snapshot's own claims could vouch for the address.
+        let verified = *from == msg.header.sender_addr
+            || self.holds_at(msg.header.sender, &msg.header.sender_addr);
         let changes_before = self.sync.table_changes;
         for u in &msg.updates {
-            self.apply_update(u, source, out);
+            if let Some(u) = self.admit_update(u, None, out) {
+                self.apply_update(&u, source, out);
+            }
         }
         let learned = self.sync.table_changes > changes_before;
         self.members.trim();
         let sender_addr = msg.header.sender_addr;
+        let request = matches!(msg.header.kind, StreamKind::Heal { reply: false }) || !reply;
+        if request && !join && !verified {
+            return self.drop_packet(from, DropReason::UnverifiedReplyAddress, out);
+        }
         if let StreamKind::Heal { reply: false } = msg.header.kind {
             self.send_snapshot(sender_addr, StreamKind::Heal { reply: true }, out);
         } else if !reply {
