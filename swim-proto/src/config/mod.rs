@@ -13,7 +13,10 @@ pub use crate::packet::{
 
 pub mod duration;
 mod state;
+// Application messaging (issue 14).
+mod messaging;
 
+pub use messaging::MessagingConfig;
 pub use state::{StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig};
 
 /// Everything tunable about a node. Build one from a preset ([`Config::lan`], [`Config::wan`],
@@ -124,6 +127,9 @@ pub struct Config {
     pub state: StateConfig,
     /// Membership checksums, stable views and the leader.
     pub view: ViewConfig,
+    // Application messaging (issue 14).
+    /// Direct messages, user events and queries: payload sizes, dedupe and queue bounds.
+    pub messaging: MessagingConfig,
 }
 
 impl Default for Config {
@@ -166,6 +172,7 @@ impl Config {
             keyring: None,
             state: StateConfig::default(),
             view: ViewConfig::default(),
+            messaging: MessagingConfig::default(),
         }
     }
 
@@ -293,6 +300,8 @@ impl Config {
             ));
         }
         self.state.validate(self.max_stream_message_size)?;
+        self.messaging
+            .validate(self.max_packet_size, self.max_stream_message_size)?;
         if let Some(k) = &self.keyring {
             k.check().map_err(|why| ConfigError::new("keyring", why))?;
         }
