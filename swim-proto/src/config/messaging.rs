@@ -21,10 +21,10 @@ pub struct MessagingConfig {
     pub max_reliable_payload: usize,
     /// Largest payload of a user event, in bytes (Serf's 512 B). Larger broadcasts are refused;
     /// received events above it are dropped and counted. An event must also fit one datagram
-    /// with room to spare, so at most a quarter of `max_packet_size`. Default 512 B.
+    /// with room to spare, so at most half of `max_packet_size`. Default 512 B.
     pub max_event_payload: usize,
     /// Largest payload of a query or a query response, in bytes. Queries travel by gossip like
-    /// events (so at most a quarter of `max_packet_size`); responses go by stream. Default 512 B.
+    /// events (so at most half of `max_packet_size`); responses go by stream. Default 512 B.
     pub max_query_payload: usize,
     /// Recent user event and query ids `(origin, ltime)` remembered for deduplication. At the
     /// bound the oldest id is forgotten; an event older than every remembered id of the clock
@@ -88,7 +88,7 @@ impl MessagingConfig {
             0,
             max_stream_message_size.saturating_sub(1024) as u64,
         )?;
-        let gossip_room = (max_packet_size / 4) as u64;
+        let gossip_room = (max_packet_size / 2) as u64;
         range(
             "messaging.max_event_payload",
             self.max_event_payload as u64,

@@ -221,3 +221,12 @@ impl<A: Address> Node<A> {
         );
     }
 }
+
+impl<A: Address> Node<A> {
+    /// The user-event and query Lamport clock: the `ltime` the next
+    /// [`Command::Broadcast`](crate::Command::Broadcast) or [`Command::Query`](crate::Command::Query)
+    /// of this node gets (a query's [`QueryId::ltime`](crate::QueryId::ltime)).
+    pub fn user_clock(&self) -> u64 {
+        self.messaging.clock
+    }
+}

@@ -62,13 +62,7 @@ impl<A: Address> Node<A> {
         };
         let mut bytes = Vec::new();
         wire::encode_into(&item, &mut bytes);
-        let max = self.config.max_packet_size / 2;
-        if bytes.len() > max {
-            return Err(CommandError::PayloadTooLarge {
-                len: bytes.len(),
-                max,
-            });
-        }
+        self.check_item_fits(bytes.len())?;
         let at = self.now + timeout;
         self.messaging.asked.insert(ltime, Asked::default());
         self.on_query(origin.clone(), &item, out);

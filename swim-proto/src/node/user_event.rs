@@ -42,6 +42,7 @@ impl<A: Address> Node<A> {
         };
         let mut bytes = Vec::new();
         wire::encode_into(&item, &mut bytes);
+        self.check_item_fits(bytes.len())?;
         self.messaging.clock += 1;
         self.remember(origin.clone(), ltime);
         self.stats.messaging.events_broadcast += 1;
@@ -60,6 +61,21 @@ impl<A: Address> Node<A> {
     pub(super) fn check_item_name(&self, name: &str) -> Result<(), CommandError> {
         if name.is_empty() || name.len() > self.config.max_name_len {
             return Err(CommandError::BadEventName);
+        }
+        Ok(())
+    }
+
+    /// Room for user events and queries in one gossip datagram: three quarters of
+    /// `max_packet_size`, the rest left to membership updates.
+    pub(super) fn item_budget(&self) -> usize {
+        self.config.max_packet_size * 3 / 4
+    }
+
+    /// An encoded item must fit [`Node::item_budget`], or it could never be gossiped.
+    pub(super) fn check_item_fits(&self, len: usize) -> Result<(), CommandError> {
+        let max = self.item_budget();
+        if len > max {
+            return Err(CommandError::PayloadTooLarge { len, max });
         }
         Ok(())
     }
@@ -167,8 +183,8 @@ impl<A: Address> Node<A> {
     }
 
     /// The gossip round's share for user events and queries: one [`Message::UserGossip`] to
-    /// each of `gossip_nodes` random live members, packed up to half a datagram (membership
-    /// updates fill the rest). Runs only while the queue holds something.
+    /// each of `gossip_nodes` random live members, packed up to [`Node::item_budget`]
+    /// (membership updates fill the rest). Runs only while the queue holds something.
     pub(super) fn user_gossip_round(&mut self, out: &mut Vec<Output<A>>) {
         if self.messaging.queue.is_empty() || self.local.state == MemberState::Left {
             return;
@@ -177,7 +193,7 @@ impl<A: Address> Node<A> {
         let n = self.members.active() + 1;
         let limit = retransmit_limit(self.config.retransmit_mult, n)
             .saturating_mul(self.config.messaging.event_retransmit_factor);
-        let budget = self.config.max_packet_size / 2;
+        let budget = self.item_budget();
         let mut packed = Vec::new();
         for slot in targets {
             let to = self.members.at(slot).member.addr.clone();
