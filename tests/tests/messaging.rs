@@ -30,19 +30,19 @@ fn send(to: &str, payload: Vec<u8>, reliable: bool) -> Input<Addr> {
 }
 
 /// Runs for `d` in 20 ms steps; every node answers every query it is handed with its name.
-fn run_responding(c: &mut Cluster, d: Duration) {
+/// `seen` is how much of the log has been scanned for queries already.
+fn run_responding(c: &mut Cluster, d: Duration, seen: &mut usize) {
     let end = c.now() + d;
-    let mut seen = c.log.len();
     while c.now() < end {
         c.run_for(Duration::from_millis(20));
-        let new: Vec<_> = c.log[seen..]
+        let new: Vec<_> = c.log[*seen..]
             .iter()
             .filter_map(|o| match &o.event {
                 Event::Query { id, .. } => Some((o.observer, id.clone())),
                 _ => None,
             })
             .collect();
-        seen = c.log.len();
+        *seen = c.log.len();
         for (a, id) in new {
             let payload = c.name(a).as_bytes().to_vec();
             c.input(a, Input::Command(Command::Respond { query: id, payload }));
@@ -159,7 +159,8 @@ fn filtered_query_collects_answers_of_the_named_members() {
             timeout: Duration::from_secs(3),
         }),
     );
-    run_responding(&mut c, Duration::from_secs(4));
+    let mut seen = 0;
+    run_responding(&mut c, Duration::from_secs(4), &mut seen);
     let mut responders: Vec<String> = c
         .log
         .iter()
@@ -192,6 +193,7 @@ fn two_hundred_nodes_at_five_percent_loss() {
     let n = 200;
     let mut c = joined(n, seed, 0.05);
     let start = c.log.len();
+    let mut seen = start;
     let (events, queries, msgs) = (20usize, 5usize, 200usize);
     for i in 0..events {
         let origin = (i * 37 % n) as Addr;
@@ -200,7 +202,7 @@ fn two_hundred_nodes_at_five_percent_loss() {
             payload: format!("{i}").into_bytes(),
         };
         c.input(origin, Input::Command(ev));
-        run_responding(&mut c, Duration::from_millis(100));
+        run_responding(&mut c, Duration::from_millis(100), &mut seen);
     }
     for i in 0..queries {
         let q = Command::Query {
@@ -210,7 +212,7 @@ fn two_hundred_nodes_at_five_percent_loss() {
             timeout: Duration::from_secs(5),
         };
         c.input((i * 53 % n) as Addr, Input::Command(q));
-        run_responding(&mut c, Duration::from_millis(200));
+        run_responding(&mut c, Duration::from_millis(200), &mut seen);
     }
     for i in 0..msgs {
         let (a, b) = ((i % n) as Addr, ((i * 7 + 3) % n) as Addr);
@@ -218,7 +220,7 @@ fn two_hundred_nodes_at_five_percent_loss() {
         c.input(a, send(&to, format!("u{i}").into_bytes(), false));
         c.input(a, send(&to, format!("r{i}").into_bytes(), true));
     }
-    run_responding(&mut c, Duration::from_secs(15));
+    run_responding(&mut c, Duration::from_secs(15), &mut seen);
     let log = &c.log[start..];
     // Events: exactly once per (node, event).
     let mut deliveries: BTreeMap<(Addr, String), usize> = BTreeMap::new();
