@@ -34,7 +34,11 @@ async fn wait_members(nodes: &[Cluster], n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     for c in nodes {
         while c.alive().await.unwrap().len() < n - 1 {
-            assert!(Instant::now() < deadline, "{} did not see {n} members", c.name());
+            assert!(
+                Instant::now() < deadline,
+                "{} did not see {n} members",
+                c.name()
+            );
             sleep(Duration::from_millis(50)).await;
         }
     }
@@ -55,7 +59,9 @@ async fn send_event_and_query_through_the_handle() {
     let mut inbox = b.messages(5);
     let mut other = b.messages(6);
     a.send("msg-b", 5, "datagram").await.unwrap();
-    a.send_reliable("msg-b", 5, vec![7u8; 30_000]).await.unwrap();
+    a.send_reliable("msg-b", 5, vec![7u8; 30_000])
+        .await
+        .unwrap();
     let mut got = Vec::new();
     for _ in 0..2 {
         let m = timeout(Duration::from_secs(5), inbox.recv())
@@ -140,9 +146,11 @@ impl Agent {
     async fn start(name: &str, port: u16, join: Option<u16>) -> Agent {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(AGENT);
-        cmd.args(["agent", "--log", "error", "--preset", "local", "--name", name])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(["--http", &http.to_string()]);
+        cmd.args([
+            "agent", "--log", "error", "--preset", "local", "--name", name,
+        ])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .args(["--http", &http.to_string()]);
         if let Some(j) = join {
             cmd.args(["--join", &format!("127.0.0.1:{j}")]);
         }
@@ -230,27 +238,46 @@ async fn send_event_and_query_through_the_agent() {
     let (ok, out) = a.cli(&["send", "--channel", "3", "ag-b", "hello"]).await;
     assert!(ok, "{out}");
     let m = b.wait("message").await;
-    assert_eq!((m["from"].as_str(), m["channel"].as_u64()), (Some("ag-a"), Some(3)));
+    assert_eq!(
+        (m["from"].as_str(), m["channel"].as_u64()),
+        (Some("ag-a"), Some(3))
+    );
     assert_eq!(m["payload"], "hello");
     let (code, _) = a
-        .post("/send", json!({"to": "ag-b", "payload": "again", "reliable": true}))
+        .post(
+            "/send",
+            json!({"to": "ag-b", "payload": "again", "reliable": true}),
+        )
         .await;
     assert_eq!(code, 200);
     assert_eq!(b.wait("message").await["payload"], "again");
-    let (code, v) = a.post("/send", json!({"to": "nobody", "payload": "x"})).await;
+    let (code, v) = a
+        .post("/send", json!({"to": "nobody", "payload": "x"}))
+        .await;
     assert_eq!(code, 409, "{v}");
 
     let (ok, out) = a.cli(&["event", "deploy", "v3"]).await;
     assert!(ok, "{out}");
     let e = b.wait("user_event").await;
-    assert_eq!((e["name"].as_str(), e["payload"].as_str()), (Some("deploy"), Some("v3")));
+    assert_eq!(
+        (e["name"].as_str(), e["payload"].as_str()),
+        (Some("deploy"), Some("v3"))
+    );
 
     // A query from the CLI; b answers through its HTTP API when it sees the query event.
     let cli = {
         let http = a.http.to_string();
         tokio::spawn(async move {
             Command::new(AGENT)
-                .args(["query", "--timeout-ms", "3000", "load", "?", "--http", &http])
+                .args([
+                    "query",
+                    "--timeout-ms",
+                    "3000",
+                    "load",
+                    "?",
+                    "--http",
+                    &http,
+                ])
                 .output()
                 .await
                 .unwrap()
@@ -267,6 +294,10 @@ async fn send_event_and_query_through_the_agent() {
     let out = cli.await.unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["responses"], json!([{"from": "ag-b", "payload": "0.5"}]), "{v}");
+    assert_eq!(
+        v["responses"],
+        json!([{"from": "ag-b", "payload": "0.5"}]),
+        "{v}"
+    );
     assert_eq!(v["acks"], 2, "{v}");
 }
