@@ -630,7 +630,8 @@ pub fn encode_stream<A: Serialize>(
 }
 
 /// Encodes a complete stream message; `sync` is written only for a [`StreamKind::State`]
-/// header.
+/// header, and an empty payload for [`StreamKind::User`] and [`StreamKind::QueryResponse`]
+/// (use [`encode_stream_with_payload`] to give one).
 pub fn encode_stream_with_state<A: Serialize>(
     label: &[u8],
     header: &StreamHeader<'_, A>,
@@ -644,8 +645,13 @@ pub fn encode_stream_with_state<A: Serialize>(
     for u in updates {
         encode_into(u, &mut out);
     }
-    if let StreamKind::State { .. } = header.kind {
-        encode_into(sync, &mut out);
+    match header.kind {
+        StreamKind::State { .. } => encode_into(sync, &mut out),
+        // An empty payload, so every header encodes to a message that decodes.
+        StreamKind::User { .. } | StreamKind::QueryResponse { .. } => {
+            encode_into(&[][..] as &[u8], &mut out);
+        }
+        _ => {}
     }
     out
 }
