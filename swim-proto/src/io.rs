@@ -100,7 +100,7 @@ pub enum Command<A> {
     PauseFailureDetector,
     /// Probe again from the next protocol period.
     ResumeFailureDetector,
-    // Application messaging (issue 14, `docs/protocol.md` §12).
+    // Application messaging (issue 14, `docs/protocol.md` §13).
     /// Send `payload` to the member named `to` (Partisan's send/forward, memberlist's direct
     /// send). Unreliable: one datagram, best effort, refused if it does not fit one; reliable: a
     /// stream message, up to `MessagingConfig::max_reliable_payload`. The receiver gets
@@ -454,7 +454,7 @@ pub enum Event<A> {
         /// The incarnation this node was removed at.
         incarnation: u64,
     },
-    // Application messaging (issue 14, `docs/protocol.md` §12).
+    // Application messaging (issue 14, `docs/protocol.md` §13).
     /// A direct message ([`Command::Send`]) arrived.
     Message {
         /// The sender.

@@ -1,4 +1,4 @@
-//! Application messaging on the [`Cluster`] handle (`docs/protocol.md` §12, `docs/driver.md`):
+//! Application messaging on the [`Cluster`] handle (`docs/protocol.md` §13, `docs/driver.md`):
 //! direct messages, Serf user events and queries. Each method is a core command; no protocol
 //! logic lives here.
 

@@ -1,4 +1,4 @@
-//! Application messaging on loopback (`docs/protocol.md` §12, `docs/driver.md`): direct
+//! Application messaging on loopback (`docs/protocol.md` §13, `docs/driver.md`): direct
 //! messages, user events and queries through the `Cluster` handle, and through a running
 //! `swim-agent`'s HTTP API and CLI subcommands.
 

@@ -1,4 +1,4 @@
-//! Application messaging on the in-memory harness (`docs/protocol.md` §12): direct messages,
+//! Application messaging on the in-memory harness (`docs/protocol.md` §13): direct messages,
 //! Serf user events and queries. Each failure message carries the seed that reproduces it.
 
 use std::collections::BTreeMap;
@@ -60,7 +60,7 @@ fn rejected(c: &Cluster, from: usize) -> Vec<CommandError> {
         .collect()
 }
 
-/// §12.1: datagram and stream messages both arrive as `Event::Message` with sender and
+/// §13.1: datagram and stream messages both arrive as `Event::Message` with sender and
 /// channel; an unknown target and an oversize datagram payload are typed errors.
 #[test]
 fn direct_messages_arrive_and_misuse_is_refused() {

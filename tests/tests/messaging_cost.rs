@@ -1,4 +1,4 @@
-//! The cost of user events (`docs/protocol.md` §12.4): bytes sent per node per second in a
+//! The cost of user events (`docs/protocol.md` §13.4): bytes sent per node per second in a
 //! 1,000-node simulated cluster with one user event per second cluster-wide, against the same
 //! run without events. Prints the figures; run with
 //! `cargo test --release -p swim-tests --test messaging_cost -- --ignored --nocapture`.

@@ -1,4 +1,4 @@
-//! Configuration of application messaging (`docs/protocol.md` §12): direct messages between
+//! Configuration of application messaging (`docs/protocol.md` §13): direct messages between
 //! members, user events and queries, and every bound they keep.
 
 use core::time::Duration;

@@ -1,4 +1,4 @@
-//! Direct messages between members (`docs/protocol.md` §12.1; Partisan's send/forward,
+//! Direct messages between members (`docs/protocol.md` §13.1; Partisan's send/forward,
 //! memberlist's direct send), and the fields shared by the user event and query rooms.
 //!
 //! An unreliable message is one [`Message::User`] datagram (membership updates ride along as

@@ -18,7 +18,7 @@
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
 //! | `remove` | operator removal (`docs/protocol.md` §12.1) | `removals` |
 //! | `lifecycle` | pausing the failure detector (`docs/protocol.md` §12.2) | `fd_paused` |
-//! | `messaging`, `user_event`, `query` | direct messages, Serf user events and queries (`docs/protocol.md` §12) | `messaging` |
+//! | `messaging`, `user_event`, `query` | direct messages, Serf user events and queries (`docs/protocol.md` §13) | `messaging` |
 //!
 //! Packet framing and encryption are `crate::packet`.
 

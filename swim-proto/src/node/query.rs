@@ -1,4 +1,4 @@
-//! Serf queries (`docs/protocol.md` §12.3): gossiped like user events, with a filter and a
+//! Serf queries (`docs/protocol.md` §13.3): gossiped like user events, with a filter and a
 //! timeout. Members passing the filter deliver [`Event::Query`], acknowledge by datagram and
 //! may answer once by stream ([`Command::Respond`](crate::Command::Respond)); the asker
 //! reports each answer and, at its deadline (a timer in the [`TimerTable`](super::TimerTable)),

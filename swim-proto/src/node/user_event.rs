@@ -1,4 +1,4 @@
-//! Serf user events (`docs/protocol.md` §12.2): a Lamport clock of their own, dedupe by
+//! Serf user events (`docs/protocol.md` §13.2): a Lamport clock of their own, dedupe by
 //! `(origin, ltime)` in a bounded buffer of recent ids, coalescing of a name's older
 //! still-queued event, and dissemination by gossip rounds from a bounded queue (the
 //! [`BroadcastQueue`](super::BroadcastQueue) of SWIM §4.1, retransmitted

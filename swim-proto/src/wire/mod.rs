@@ -68,8 +68,8 @@ pub enum Message<'a, A> {
         /// Sequence number of the ping-req answered.
         seq: u32,
     },
-    // Application messaging (issue 14, `docs/protocol.md` §12).
-    /// A best-effort direct message from `sender` to the receiver's application (§12.1).
+    // Application messaging (issue 14, `docs/protocol.md` §13).
+    /// A best-effort direct message from `sender` to the receiver's application (§13.1).
     User {
         /// Sender's name.
         sender: &'a str,
@@ -78,13 +78,13 @@ pub enum Message<'a, A> {
         /// The application's bytes.
         payload: &'a [u8],
     },
-    /// User events and queries being gossiped (§12.2, §12.3), each at most once per datagram.
+    /// User events and queries being gossiped (§13.2, §13.3), each at most once per datagram.
     UserGossip {
         /// The items, in queue order.
         #[serde(borrow)]
         items: Vec<UserItem<'a, A>>,
     },
-    /// A query reached `sender` and passed its filter (§12.3).
+    /// A query reached `sender` and passed its filter (§13.3).
     QueryAck {
         /// The query's Lamport time at its origin (the receiver of the ack).
         ltime: u64,
@@ -93,7 +93,7 @@ pub enum Message<'a, A> {
     },
 }
 
-/// A user event or a query as it travels by gossip (`docs/protocol.md` §12.2, §12.3).
+/// A user event or a query as it travels by gossip (`docs/protocol.md` §13.2, §13.3).
 /// `(origin, ltime)` identifies it cluster-wide.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "A: Deserialize<'de>"))]
@@ -294,7 +294,7 @@ pub enum StreamKind {
         /// Which step of the exchange.
         phase: SyncPhase,
     },
-    // Application messaging (issue 14, `docs/protocol.md` §12).
+    // Application messaging (issue 14, `docs/protocol.md` §13).
     /// A reliable direct message; the body after the (empty) update list is the payload.
     User {
         /// Application channel.

@@ -113,7 +113,7 @@ enum Cmd {
         name: String,
     },
     // Application messaging (issue 14).
-    /// Send a direct message to one member (docs/protocol.md §12.1).
+    /// Send a direct message to one member (docs/protocol.md §13.1).
     Send {
         #[command(flatten)]
         api: ApiArgs,
@@ -128,7 +128,7 @@ enum Cmd {
         /// Payload (UTF-8 text).
         payload: String,
     },
-    /// Broadcast a user event to every member (docs/protocol.md §12.2).
+    /// Broadcast a user event to every member (docs/protocol.md §13.2).
     Event {
         #[command(flatten)]
         api: ApiArgs,
@@ -138,7 +138,7 @@ enum Cmd {
         #[arg(default_value = "")]
         payload: String,
     },
-    /// Ask a query and print the answers collected by its deadline (docs/protocol.md §12.3).
+    /// Ask a query and print the answers collected by its deadline (docs/protocol.md §13.3).
     Query {
         #[command(flatten)]
         api: ApiArgs,
