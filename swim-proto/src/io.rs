@@ -227,9 +227,8 @@ pub enum CommandError {
     // --- operator control (issue 14) ---
     /// `Remove` named this node itself; [`Command::Leave`] is the way out.
     RemoveSelf,
-    /// `Remove` named a member this node does not know (never heard of, or already reaped).
-    // Application messaging (issue 14).
-    /// `Send` to a member that is not alive or suspect here (unknown, dead or left).
+    /// `Remove` named a member this node does not know (never heard of, or already reaped), or
+    /// `Send` named a member that is not alive or suspect here (unknown, dead or left).
     UnknownMember {
         /// The name given.
         name: String,
@@ -272,9 +271,6 @@ impl fmt::Display for CommandError {
             CommandError::State { index, error } => write!(f, "state write {index}: {error}"),
             CommandError::RemoveSelf => f.write_str("a node cannot remove itself (leave instead)"),
             CommandError::UnknownMember { name } => write!(f, "no member named {name:?}"),
-            CommandError::UnknownMember { name } => {
-                write!(f, "no alive or suspect member named {name:?}")
-            }
             CommandError::PayloadTooLarge { len, max } => {
                 write!(f, "payload is {len} bytes, at most {max} allowed")
             }
