@@ -100,6 +100,72 @@ pub enum Command<A> {
     PauseFailureDetector,
     /// Probe again from the next protocol period.
     ResumeFailureDetector,
+    // Application messaging (issue 14, `docs/protocol.md` §13).
+    /// Send `payload` to the member named `to` (Partisan's send/forward, memberlist's direct
+    /// send). Unreliable: one datagram, best effort, refused if it does not fit one; reliable: a
+    /// stream message, up to `MessagingConfig::max_reliable_payload`. The receiver gets
+    /// [`Event::Message`]. To this node itself, it is delivered at once.
+    Send {
+        /// The member's name; it must be alive or suspect here.
+        to: String,
+        /// Application channel, so applications can multiplex.
+        channel: u16,
+        /// The application's bytes.
+        payload: Vec<u8>,
+        /// By stream (`true`) or datagram (`false`).
+        reliable: bool,
+    },
+    /// Broadcast a Serf user event: gossiped to every live member, delivered exactly once per
+    /// node (this one included) as [`Event::UserEvent`]. A still-queued older event of the same
+    /// name from this node is replaced (coalesced).
+    Broadcast {
+        /// Event name, 1 to `max_name_len` bytes.
+        name: String,
+        /// At most `MessagingConfig::max_event_payload` bytes.
+        payload: Vec<u8>,
+    },
+    /// Ask a Serf query: gossiped like an event to the members passing `filter`, which receive
+    /// [`Event::Query`] and may answer with [`Command::Respond`]. This node gets
+    /// [`Event::QueryResponse`] for each answer and [`Event::QueryDone`] at `now + timeout`.
+    Query {
+        /// Query name, 1 to `max_name_len` bytes.
+        name: String,
+        /// At most `MessagingConfig::max_query_payload` bytes.
+        payload: Vec<u8>,
+        /// Which members answer.
+        filter: QueryFilter,
+        /// How long to collect answers; at most `MessagingConfig::max_query_timeout`.
+        timeout: core::time::Duration,
+    },
+    /// Answer a query delivered as [`Event::Query`], once, before its deadline; sent to the
+    /// asker by stream.
+    Respond {
+        /// The query answered.
+        query: QueryId,
+        /// At most `MessagingConfig::max_query_payload` bytes.
+        payload: Vec<u8>,
+    },
+}
+
+/// Which members answer a [`Command::Query`]: all conditions must hold; the default (empty)
+/// filter matches every member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct QueryFilter {
+    /// Only these members (empty: any).
+    pub names: Vec<String>,
+    /// Only members whose metadata contains these bytes (empty: any).
+    pub meta: Vec<u8>,
+}
+
+/// A query's cluster-wide id: its asker and the asker's Lamport time when asking.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct QueryId {
+    /// The asking member.
+    pub origin: String,
+    /// Its Lamport time.
+    pub ltime: u64,
 }
 
 /// One state write for [`Command::Publish`] and [`Command::PublishMany`].
@@ -161,11 +227,30 @@ pub enum CommandError {
     // --- operator control (issue 14) ---
     /// `Remove` named this node itself; [`Command::Leave`] is the way out.
     RemoveSelf,
-    /// `Remove` named a member this node does not know (never heard of, or already reaped).
+    /// `Remove` named a member this node does not know (never heard of, or already reaped), or
+    /// `Send` named a member that is not alive or suspect here (unknown, dead or left).
     UnknownMember {
         /// The name given.
         name: String,
     },
+    /// A payload over its bound (for an unreliable send, what fits one datagram).
+    PayloadTooLarge {
+        /// Length given, in bytes.
+        len: usize,
+        /// The bound, in bytes.
+        max: usize,
+    },
+    /// An event or query name that is empty or longer than `max_name_len`.
+    BadEventName,
+    /// A query timeout of zero or over `MessagingConfig::max_query_timeout`.
+    BadQueryTimeout,
+    /// Already collecting `MessagingConfig::max_inflight_queries` queries.
+    TooManyQueries {
+        /// The bound.
+        max: usize,
+    },
+    /// `Respond` to a query that is unknown here, past its deadline or already answered.
+    UnknownQuery,
 }
 
 impl fmt::Display for CommandError {
@@ -186,6 +271,21 @@ impl fmt::Display for CommandError {
             CommandError::State { index, error } => write!(f, "state write {index}: {error}"),
             CommandError::RemoveSelf => f.write_str("a node cannot remove itself (leave instead)"),
             CommandError::UnknownMember { name } => write!(f, "no member named {name:?}"),
+            CommandError::PayloadTooLarge { len, max } => {
+                write!(f, "payload is {len} bytes, at most {max} allowed")
+            }
+            CommandError::BadEventName => {
+                f.write_str("event or query name is empty or longer than max_name_len")
+            }
+            CommandError::BadQueryTimeout => {
+                f.write_str("query timeout is zero or above max_query_timeout")
+            }
+            CommandError::TooManyQueries { max } => {
+                write!(f, "already collecting {max} queries")
+            }
+            CommandError::UnknownQuery => {
+                f.write_str("query unknown here, past its deadline or already answered")
+            }
         }
     }
 }
@@ -361,6 +461,59 @@ pub enum Event<A> {
         /// The incarnation this node was removed at.
         incarnation: u64,
     },
+    // Application messaging (issue 14, `docs/protocol.md` §13).
+    /// A direct message ([`Command::Send`]) arrived.
+    Message {
+        /// The sender.
+        from: NodeName,
+        /// Application channel.
+        channel: u16,
+        /// The application's bytes.
+        #[serde(serialize_with = "ser::text")]
+        payload: Vec<u8>,
+    },
+    /// A user event ([`Command::Broadcast`]), delivered once per node.
+    UserEvent {
+        /// The member that broadcast it.
+        origin: NodeName,
+        /// Event name.
+        name: String,
+        /// The origin's Lamport time for it.
+        ltime: u64,
+        /// The application's bytes.
+        #[serde(serialize_with = "ser::text")]
+        payload: Vec<u8>,
+    },
+    /// A query passing this node's filter: answer with [`Command::Respond`] before its deadline.
+    Query {
+        /// Its id, for [`Command::Respond`].
+        id: QueryId,
+        /// Query name.
+        name: String,
+        /// The application's bytes.
+        #[serde(serialize_with = "ser::text")]
+        payload: Vec<u8>,
+    },
+    /// An answer to this node's query `query` (its Lamport time).
+    QueryResponse {
+        /// The query's Lamport time ([`QueryId::ltime`]).
+        query: u64,
+        /// The member that answered.
+        from: NodeName,
+        /// The application's bytes.
+        #[serde(serialize_with = "ser::text")]
+        payload: Vec<u8>,
+    },
+    /// This node's query reached its deadline: how many members acknowledged it and how many
+    /// answered. Nothing more is collected for it.
+    QueryDone {
+        /// The query's Lamport time.
+        query: u64,
+        /// Members that received it and passed its filter (this node included if it did).
+        acks: usize,
+        /// Answers collected.
+        responses: usize,
+    },
 }
 
 impl<A> Event<A> {
@@ -388,6 +541,11 @@ impl<A> Event<A> {
             Event::OriginFailed { .. } => "origin_failed",
             Event::LocalRemoved { .. } => "local_removed",
             Event::Conflict { .. } => "conflict",
+            Event::Message { .. } => "message",
+            Event::UserEvent { .. } => "user_event",
+            Event::Query { .. } => "query",
+            Event::QueryResponse { .. } => "query_response",
+            Event::QueryDone { .. } => "query_done",
         }
     }
 }
@@ -558,6 +716,35 @@ mod tests {
                 keys: vec![StateKey::new("t", "k")],
             },
             Event::LocalRemoved { incarnation: 2 },
+            Event::Message {
+                from: n("a"),
+                channel: 1,
+                payload: b"hi".to_vec(),
+            },
+            Event::UserEvent {
+                origin: n("a"),
+                name: "deploy".into(),
+                ltime: 3,
+                payload: b"v2".to_vec(),
+            },
+            Event::Query {
+                id: QueryId {
+                    origin: "a".into(),
+                    ltime: 4,
+                },
+                name: "load".into(),
+                payload: Vec::new(),
+            },
+            Event::QueryResponse {
+                query: 4,
+                from: n("b"),
+                payload: b"0.5".to_vec(),
+            },
+            Event::QueryDone {
+                query: 4,
+                acks: 2,
+                responses: 1,
+            },
         ]
     }
 

@@ -112,10 +112,13 @@ pub mod trace;
 pub mod wire;
 
 pub use config::{
-    Config, ConfigError, StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig, duration,
+    Config, ConfigError, MessagingConfig, StateConfig, StateTypeConfig, VIEW_STATE_TYPE,
+    ViewConfig, duration,
 };
 pub use hash::{Fnv1a64, fnv1a64};
-pub use io::{Command, CommandError, Event, Identity, Input, Output, StateWrite};
+pub use io::{
+    Command, CommandError, Event, Identity, Input, Output, QueryFilter, QueryId, StateWrite,
+};
 pub use keyring::{Keyring, KeyringError, SecretKey};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};
 pub use node::{Address, Node, View};
@@ -123,7 +126,7 @@ pub use packet::{
     MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN, MIN_DATAGRAM_SIZE,
 };
 pub use state::{ChangeCause, StateEntry, StateError, StateKey, stamp_cmp};
-pub use stats::{DropReason, Drops, PerKind, StateStats, Stats};
+pub use stats::{DropReason, Drops, MessagingStats, PerKind, StateStats, Stats};
 pub use time::Instant;
 pub use wire::{DecodeError, MessageKind};
 

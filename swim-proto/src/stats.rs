@@ -60,6 +60,15 @@ pub struct PerKind {
     pub push_pull: u64,
     /// State anti-entropy stream messages.
     pub state_sync: u64,
+    // Application messaging (issue 14).
+    /// Direct application messages, datagram or stream.
+    pub user: u64,
+    /// Datagrams gossiping user events and queries.
+    pub user_gossip: u64,
+    /// Query acks.
+    pub query_ack: u64,
+    /// Query responses (streams).
+    pub query_response: u64,
 }
 
 impl PerKind {
@@ -72,6 +81,10 @@ impl PerKind {
             MessageKind::Gossip => self.gossip += 1,
             MessageKind::PushPull => self.push_pull += 1,
             MessageKind::StateSync => self.state_sync += 1,
+            MessageKind::User => self.user += 1,
+            MessageKind::UserGossip => self.user_gossip += 1,
+            MessageKind::QueryAck => self.query_ack += 1,
+            MessageKind::QueryResponse => self.query_response += 1,
         }
     }
 }
@@ -239,6 +252,45 @@ pub struct Stats {
     /// Death claims heard from other nodes about members held active, taken as accusations
     /// (a suspicion started or confirmed) rather than verdicts.
     pub hearsay_deaths: u64,
+    // Application messaging (issue 14).
+    /// Direct messages, user events and queries.
+    pub messaging: MessagingStats,
+}
+
+/// Application messaging counters (monotonic), `docs/protocol.md` §13.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MessagingStats {
+    /// Direct messages sent by datagram.
+    pub sent_unreliable: u64,
+    /// Direct messages sent by stream.
+    pub sent_reliable: u64,
+    /// Direct messages delivered to this node's application.
+    pub delivered: u64,
+    /// User events broadcast by this node.
+    pub events_broadcast: u64,
+    /// User events delivered to this node's application (its own included).
+    pub events_delivered: u64,
+    /// User events and queries received again (already delivered).
+    pub duplicates: u64,
+    /// User events and queries older than the dedupe window, dropped.
+    pub stale: u64,
+    /// A name's older still-queued event replaced by a newer one (Serf coalescing).
+    pub coalesced: u64,
+    /// User events and queries dropped from the gossip queue at `max_event_queue`.
+    pub queue_dropped: u64,
+    /// User events and queries that were malformed or over a bound, dropped.
+    pub rejected: u64,
+    /// Queries this node asked.
+    pub queries: u64,
+    /// Queries from others delivered to this node's application (passing its filter).
+    pub queries_delivered: u64,
+    /// Responses this node sent.
+    pub responses_sent: u64,
+    /// Responses received for this node's queries within their deadline.
+    pub responses_received: u64,
+    /// Responses and acks for unknown or finished queries, or over `max_responses`.
+    pub responses_late: u64,
 }
 
 /// Replicated state counters (monotonic), and the store's current size.

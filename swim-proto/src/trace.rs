@@ -233,6 +233,51 @@ fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {
             member(131, m);
             h.ser(131, claimed_addr);
         }
+        // Application messaging (issue 14).
+        Event::Message {
+            from,
+            channel,
+            payload,
+        } => {
+            h.tagged(31, from.as_str().as_bytes());
+            h.tagged(31, &channel.to_le_bytes());
+            h.tagged(31, payload);
+        }
+        Event::UserEvent {
+            origin,
+            name,
+            ltime,
+            payload,
+        } => {
+            h.tagged(32, origin.as_str().as_bytes());
+            h.tagged(32, name.as_bytes());
+            h.tagged(32, &ltime.to_le_bytes());
+            h.tagged(32, payload);
+        }
+        Event::Query { id, name, payload } => {
+            h.tagged(33, id.origin.as_bytes());
+            h.tagged(33, &id.ltime.to_le_bytes());
+            h.tagged(33, name.as_bytes());
+            h.tagged(33, payload);
+        }
+        Event::QueryResponse {
+            query,
+            from,
+            payload,
+        } => {
+            h.tagged(34, &query.to_le_bytes());
+            h.tagged(34, from.as_str().as_bytes());
+            h.tagged(34, payload);
+        }
+        Event::QueryDone {
+            query,
+            acks,
+            responses,
+        } => {
+            h.tagged(35, &query.to_le_bytes());
+            h.tagged(35, &(*acks as u64).to_le_bytes());
+            h.tagged(35, &(*responses as u64).to_le_bytes());
+        }
     }
 }
 

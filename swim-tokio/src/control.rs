@@ -107,6 +107,9 @@ impl ApiConfig {
     }
 }
 
+// Application messaging routes (issue 14).
+mod messaging;
+
 #[derive(Clone)]
 struct Api {
     cluster: Cluster,
@@ -152,6 +155,11 @@ pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
         .route("/publish", post(publish))
         .route("/reload", post(reload))
         .route("/force-leave", post(force_leave))
+        // Application messaging (issue 14).
+        .route("/send", post(messaging::send))
+        .route("/event", post(messaging::event))
+        .route("/query", post(messaging::query))
+        .route("/respond", post(messaging::respond))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {

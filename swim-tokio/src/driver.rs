@@ -52,6 +52,12 @@ pub(crate) enum Request {
     Inspect(Inspect),
     /// Stop the task; the reply comes after the trace is flushed.
     Shutdown { reply: oneshot::Sender<()> },
+    // Application messaging (issue 14).
+    /// Run a `Command::Query`; the reply is the query's Lamport time, to match its answers.
+    Query {
+        command: Command<SocketAddr>,
+        reply: oneshot::Sender<Result<u64, CommandError>>,
+    },
 }
 
 /// Resolves `host:port` seeds by DNS: every address found, deduplicated and sorted, and the
@@ -210,6 +216,11 @@ impl Driver {
         match req {
             Request::Command { command, reply } => {
                 let r = self.command(command);
+                let _ = reply.send(r);
+            }
+            Request::Query { command, reply } => {
+                let ltime = self.node.user_clock();
+                let r = self.command(command).map(|()| ltime);
                 let _ = reply.send(r);
             }
             Request::Join {

@@ -167,7 +167,7 @@ impl Cluster {
         self.shared.local
     }
 
-    async fn request(&self, r: Request) -> Result<(), Error> {
+    pub(crate) async fn request(&self, r: Request) -> Result<(), Error> {
         self.shared
             .requests
             .send(r)

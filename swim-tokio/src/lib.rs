@@ -63,11 +63,14 @@ mod record;
 mod stats;
 mod stream;
 mod transport;
+// Application messaging (issue 14).
+mod messaging;
 
 pub use config::{DEFAULT_PORT, DriverConfig, Preset};
 pub use error::Error;
 pub use events::{ClusterEvent, Events, TimedEvent, event_json, event_name, member_json, unix_ms};
 pub use handle::{Cluster, host_name};
+pub use messaging::{Messages, QueryOutcome, ReceivedMessage};
 pub use record::ADDR_TAG;
 pub use stats::{ClusterStats, DriverStats, MemberCounts};
 pub use stream::{LEN_PREFIX, frame};

@@ -13,7 +13,10 @@ pub use crate::packet::{
 
 pub mod duration;
 mod state;
+// Application messaging (issue 14).
+mod messaging;
 
+pub use messaging::MessagingConfig;
 pub use state::{StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig};
 
 /// Everything tunable about a node. Build one from a preset ([`Config::lan`], [`Config::wan`],
@@ -145,6 +148,9 @@ pub struct Config {
     /// this value plus `max_incarnation_jump`). At one refutation a second a member takes 136
     /// years to reach the default. Default 2³² (4,294,967,296); within 0..=2⁴⁸.
     pub incarnation_ceiling: u64,
+    // Application messaging (issue 14).
+    /// Direct messages, user events and queries: payload sizes, dedupe and queue bounds.
+    pub messaging: MessagingConfig,
 }
 
 impl Default for Config {
@@ -190,6 +196,7 @@ impl Config {
             start_incarnation: 0,
             max_incarnation_jump: 1_000,
             incarnation_ceiling: 1 << 32,
+            messaging: MessagingConfig::default(),
         }
     }
 
@@ -329,6 +336,8 @@ impl Config {
             u64::MAX >> 16,
         )?;
         self.state.validate(self.max_stream_message_size)?;
+        self.messaging
+            .validate(self.max_packet_size, self.max_stream_message_size)?;
         if let Some(k) = &self.keyring {
             k.check().map_err(|why| ConfigError::new("keyring", why))?;
         }

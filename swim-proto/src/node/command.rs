@@ -109,6 +109,20 @@ impl<A: Address> Node<A> {
                 self.local.incarnation = self.local.incarnation.saturating_add(1);
                 self.announce_self();
             }
+            Command::Send {
+                to,
+                channel,
+                payload,
+                reliable,
+            } => self.send_message(&to, channel, payload, reliable, out)?,
+            Command::Broadcast { name, payload } => self.broadcast_event(name, payload, out)?,
+            Command::Query {
+                name,
+                payload,
+                filter,
+                timeout,
+            } => self.ask_query(name, payload, filter, timeout, out)?,
+            Command::Respond { query, payload } => self.respond(query, payload, out)?,
         }
         Ok(())
     }

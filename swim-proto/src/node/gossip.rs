@@ -90,6 +90,7 @@ impl<A: Address> Node<A> {
                 }
             }
         }
+        self.user_gossip_round(out);
         if self.local.state == MemberState::Left
             && !self.leave_reported
             && (!self.broadcasts.contains(self.local.name.as_str()) || self.members.active() == 0)
@@ -97,7 +98,10 @@ impl<A: Address> Node<A> {
             self.leave_reported = true;
             out.push(Output::Event(Event::LeaveComplete));
         }
-        if self.broadcasts.is_empty() && self.state_queue.is_empty() {
+        if self.broadcasts.is_empty()
+            && self.state_queue.is_empty()
+            && self.messaging.queue.is_empty()
+        {
             self.timers.clear(TimerKind::Gossip); // re-armed by the next queued update
         }
     }

@@ -19,6 +19,7 @@
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
 //! | `remove` | operator removal (`docs/protocol.md` §12.1) | `removals` |
 //! | `lifecycle` | pausing the failure detector (`docs/protocol.md` §12.2) | `fd_paused` |
+//! | `messaging`, `user_event`, `query` | direct messages, Serf user events and queries (`docs/protocol.md` §13) | `messaging` |
 //!
 //! Packet framing and encryption are `crate::packet`.
 
@@ -46,6 +47,10 @@ mod sync;
 mod timers;
 mod updates;
 mod view;
+// Application messaging (issue 14).
+mod messaging;
+mod query;
+mod user_event;
 
 pub(crate) use gossip::BroadcastQueue;
 pub use view::View;
@@ -158,6 +163,9 @@ pub struct Node<A: Address> {
     removals: remove::Removals,
     /// The failure detector is paused: no probes, answers still given (`lifecycle`).
     fd_paused: bool,
+    // Application messaging (issue 14).
+    /// Direct messages, user events and queries.
+    messaging: messaging::Messaging<A>,
 }
 
 impl<A: Address> Node<A> {
@@ -178,9 +186,15 @@ impl<A: Address> Node<A> {
             ));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let config_messaging_queue = config.messaging.max_event_queue;
         let mut hasher = || foldhash::fast::FixedState::with_seed(rng.next_u64());
         let (h1, h2, h3, h4, h5) = (hasher(), hasher(), hasher(), hasher(), hasher());
         let identity_name = identity.name.clone();
+        // Derived without drawing from the RNG, so nodes not using messaging draw as before.
+        let h6 = foldhash::fast::FixedState::with_seed(core::hash::BuildHasher::hash_one(
+            &h3,
+            0x6d73_6731_3400_u64,
+        ));
         Ok(Node {
             members: MemberTable::new(h1),
             probing: Probing::new(h2),
@@ -209,6 +223,7 @@ impl<A: Address> Node<A> {
             checksum_peer: None,
             removals: remove::Removals::default(),
             fd_paused: false,
+            messaging: messaging::Messaging::new(config_messaging_queue, h6),
         })
     }
 
@@ -398,6 +413,7 @@ impl<A: Address> Node<A> {
             self.state_queue.len() <= self.config.state.max_queue,
             "state queue within bound"
         );
+        self.check_messaging_invariants();
         self.state.check_invariants(&self.config.state);
         let fresh = self
             .members

@@ -97,6 +97,16 @@ impl<A: Address> Node<A> {
             }
             Message::Ack { seq, checksum } => self.on_ack(from, seq, checksum, out),
             Message::Nack { seq } => self.on_nack(seq),
+            Message::User {
+                sender,
+                channel,
+                payload,
+            } => self.on_user_message(from, sender, channel, payload, out),
+            Message::UserGossip { items } => self.on_user_gossip(from, &items, out),
+            Message::QueryAck { ltime, sender } => match self.valid_name(sender) {
+                Some(name) => self.on_query_ack(ltime, name),
+                None => self.drop_packet(from, DropReason::BadName, out),
+            },
         }
     }
 
@@ -133,6 +143,19 @@ impl<A: Address> Node<A> {
         if let Err(reason) = msg.updates.iter().try_for_each(|u| self.validate_update(u)) {
             return self.drop_packet(from, reason, out);
         }
+        if let (StreamKind::User { channel }, Some(payload)) = (msg.header.kind, msg.payload) {
+            self.stats.received.bump(MessageKind::User);
+            let sender = msg.header.sender;
+            return self.on_user_message(from, sender, channel, payload, out);
+        }
+        if let (StreamKind::QueryResponse { ltime }, Some(payload)) = (msg.header.kind, msg.payload)
+        {
+            self.stats.received.bump(MessageKind::QueryResponse);
+            return match self.valid_name(msg.header.sender) {
+                Some(name) => self.on_query_response(ltime, name, payload, out),
+                None => self.drop_packet(from, DropReason::BadName, out),
+            };
+        }
         if let (StreamKind::State { phase }, Some(sync)) = (msg.header.kind, &msg.state) {
             if self.local.state == MemberState::Left {
                 return;
@@ -161,6 +184,9 @@ impl<A: Address> Node<A> {
                 )
             }
             StreamKind::State { .. } => unreachable!("state streams carry a state body"),
+            StreamKind::User { .. } | StreamKind::QueryResponse { .. } => {
+                unreachable!("user and query response streams carry a payload")
+            }
         };
         // Checked before the snapshot's own claims could vouch for the address.
         let verified = *from == msg.header.sender_addr

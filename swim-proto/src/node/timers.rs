@@ -67,6 +67,9 @@ pub(super) enum Timer {
     Relay(u32),
     /// Orphaned entries of a failed origin expire (state §10.7).
     Expire(NodeName, TypeName),
+    // Application messaging (issue 14).
+    /// The deadline of this node's query with this Lamport time (`docs/protocol.md` §12.3).
+    Query(u64),
 }
 
 /// What is due first: a periodic timer or the head of the queue.
@@ -208,6 +211,7 @@ impl<A: Address> Node<A> {
                         Timer::Reap(name) => self.on_reap(&name, out),
                         Timer::Relay(seq) => self.on_relay_timeout(seq, out),
                         Timer::Expire(origin, ty) => self.on_expire(&origin, &ty, out),
+                        Timer::Query(ltime) => self.on_query_deadline(ltime, out),
                     }
                 }
             }

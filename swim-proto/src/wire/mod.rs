@@ -68,6 +68,81 @@ pub enum Message<'a, A> {
         /// Sequence number of the ping-req answered.
         seq: u32,
     },
+    // Application messaging (issue 14, `docs/protocol.md` §13).
+    /// A best-effort direct message from `sender` to the receiver's application (§13.1).
+    User {
+        /// Sender's name.
+        sender: &'a str,
+        /// Application channel.
+        channel: u16,
+        /// The application's bytes.
+        payload: &'a [u8],
+    },
+    /// User events and queries being gossiped (§13.2, §13.3), each at most once per datagram.
+    UserGossip {
+        /// The items, in queue order.
+        #[serde(borrow)]
+        items: Vec<UserItem<'a, A>>,
+    },
+    /// A query reached `sender` and passed its filter (§13.3).
+    QueryAck {
+        /// The query's Lamport time at its origin (the receiver of the ack).
+        ltime: u64,
+        /// The acknowledging member.
+        sender: &'a str,
+    },
+}
+
+/// A user event or a query as it travels by gossip (`docs/protocol.md` §13.2, §13.3).
+/// `(origin, ltime)` identifies it cluster-wide.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "A: Deserialize<'de>"))]
+#[non_exhaustive]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum UserItem<'a, A> {
+    /// A Serf user event.
+    Event {
+        /// The member that broadcast it.
+        origin: &'a str,
+        /// The origin's user-event Lamport time.
+        ltime: u64,
+        /// Event name (coalescing key).
+        name: &'a str,
+        /// The application's bytes.
+        payload: &'a [u8],
+    },
+    /// A Serf query: members passing `filter` deliver it and send a [`Message::QueryAck`];
+    /// their application may answer by stream until the origin's deadline.
+    Query {
+        /// The asking member.
+        origin: &'a str,
+        /// Where responses and acks go.
+        addr: A,
+        /// The origin's Lamport time: the query's id.
+        ltime: u64,
+        /// Query name.
+        name: &'a str,
+        /// The application's bytes.
+        payload: &'a [u8],
+        /// Only these members answer (empty: every member).
+        #[serde(borrow)]
+        names: Vec<&'a str>,
+        /// Only members whose metadata contains these bytes answer (empty: every member).
+        meta: &'a [u8],
+        /// How long the origin collects, in milliseconds.
+        timeout_ms: u64,
+    },
+}
+
+impl<A> UserItem<'_, A> {
+    /// The item's cluster-wide id, `(origin, ltime)`.
+    pub fn id(&self) -> (&str, u64) {
+        match self {
+            UserItem::Event { origin, ltime, .. } | UserItem::Query { origin, ltime, .. } => {
+                (origin, *ltime)
+            }
+        }
+    }
 }
 
 impl<A> Message<'_, A> {
@@ -79,6 +154,9 @@ impl<A> Message<'_, A> {
             Message::PingReq { .. } => MessageKind::PingReq,
             Message::Ack { .. } => MessageKind::Ack,
             Message::Nack { .. } => MessageKind::Nack,
+            Message::User { .. } => MessageKind::User,
+            Message::UserGossip { .. } => MessageKind::UserGossip,
+            Message::QueryAck { .. } => MessageKind::QueryAck,
         }
     }
 }
@@ -216,6 +294,17 @@ pub enum StreamKind {
         /// Which step of the exchange.
         phase: SyncPhase,
     },
+    // Application messaging (issue 14, `docs/protocol.md` §13).
+    /// A reliable direct message; the body after the (empty) update list is the payload.
+    User {
+        /// Application channel.
+        channel: u16,
+    },
+    /// An answer to the receiver's query `ltime`; the body is the payload.
+    QueryResponse {
+        /// The query's Lamport time at its origin.
+        ltime: u64,
+    },
 }
 
 /// The steps of a state anti-entropy exchange (`docs/protocol.md` §10.4).
@@ -347,6 +436,15 @@ pub enum MessageKind {
     PushPull,
     /// A state anti-entropy stream message.
     StateSync,
+    // Application messaging (issue 14).
+    /// A direct message, [`Message::User`] or a [`StreamKind::User`] stream.
+    User,
+    /// [`Message::UserGossip`].
+    UserGossip,
+    /// [`Message::QueryAck`].
+    QueryAck,
+    /// A [`StreamKind::QueryResponse`] stream.
+    QueryResponse,
 }
 
 /// A decoded datagram: one primary message and the updates piggybacked on it.
@@ -369,6 +467,9 @@ pub struct StreamMessage<'a, A> {
     pub updates: Vec<Update<'a, A>>,
     /// The state exchange, in [`StreamKind::State`] messages.
     pub state: Option<StateSync<'a>>,
+    /// The application payload, in [`StreamKind::User`] and [`StreamKind::QueryResponse`]
+    /// messages.
+    pub payload: Option<&'a [u8]>,
 }
 
 /// Appends the postcard encoding of `value` to `out`.
@@ -465,18 +566,25 @@ pub fn decode_stream_payload<'a, A: DeserializeOwned>(
 ) -> Result<StreamMessage<'a, A>, DecodeError> {
     let (header, rest) = take::<StreamHeader<'a, A>>(payload)?;
     let (updates, rest) = read_updates(rest)?;
-    let state = if let StreamKind::State { .. } = header.kind {
-        let (sync, rest) = take::<StateSync<'a>>(rest)?;
-        end(rest)?;
-        Some(sync)
-    } else {
-        end(rest)?;
-        None
-    };
+    let (mut state, mut payload) = (None, None);
+    match header.kind {
+        StreamKind::State { .. } => {
+            let (sync, rest) = take::<StateSync<'a>>(rest)?;
+            end(rest)?;
+            state = Some(sync);
+        }
+        StreamKind::User { .. } | StreamKind::QueryResponse { .. } => {
+            let (body, rest) = take::<&'a [u8]>(rest)?;
+            end(rest)?;
+            payload = Some(body);
+        }
+        _ => end(rest)?,
+    }
     Ok(StreamMessage {
         header,
         updates,
         state,
+        payload,
     })
 }
 
@@ -522,7 +630,8 @@ pub fn encode_stream<A: Serialize>(
 }
 
 /// Encodes a complete stream message; `sync` is written only for a [`StreamKind::State`]
-/// header.
+/// header, and an empty payload for [`StreamKind::User`] and [`StreamKind::QueryResponse`]
+/// (use [`encode_stream_with_payload`] to give one).
 pub fn encode_stream_with_state<A: Serialize>(
     label: &[u8],
     header: &StreamHeader<'_, A>,
@@ -536,9 +645,29 @@ pub fn encode_stream_with_state<A: Serialize>(
     for u in updates {
         encode_into(u, &mut out);
     }
-    if let StreamKind::State { .. } = header.kind {
-        encode_into(sync, &mut out);
+    match header.kind {
+        StreamKind::State { .. } => encode_into(sync, &mut out),
+        // An empty payload, so every header encodes to a message that decodes.
+        StreamKind::User { .. } | StreamKind::QueryResponse { .. } => {
+            encode_into(&[][..] as &[u8], &mut out);
+        }
+        _ => {}
     }
+    out
+}
+
+/// Encodes a complete [`StreamKind::User`] or [`StreamKind::QueryResponse`] stream message
+/// carrying `payload` (no membership updates).
+pub fn encode_stream_with_payload<A: Serialize>(
+    label: &[u8],
+    header: &StreamHeader<'_, A>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_header(&mut out, label, 0);
+    encode_into(header, &mut out);
+    encode_count(0, &mut out);
+    encode_into(payload, &mut out);
     out
 }
 

@@ -112,6 +112,51 @@ enum Cmd {
         /// The member's name.
         name: String,
     },
+    // Application messaging (issue 14).
+    /// Send a direct message to one member (docs/protocol.md §13.1).
+    Send {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Application channel.
+        #[arg(long, default_value_t = 0)]
+        channel: u16,
+        /// By TCP stream instead of one best-effort datagram.
+        #[arg(long)]
+        reliable: bool,
+        /// The member's name.
+        name: String,
+        /// Payload (UTF-8 text).
+        payload: String,
+    },
+    /// Broadcast a user event to every member (docs/protocol.md §13.2).
+    Event {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Event name.
+        name: String,
+        /// Payload (UTF-8 text, at most 512 bytes by default).
+        #[arg(default_value = "")]
+        payload: String,
+    },
+    /// Ask a query and print the answers collected by its deadline (docs/protocol.md §13.3).
+    Query {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Only these members answer (repeatable).
+        #[arg(long = "node", value_name = "NAME")]
+        names: Vec<String>,
+        /// Only members whose metadata contains this text answer.
+        #[arg(long, default_value = "")]
+        meta: String,
+        /// How long to collect answers, in milliseconds.
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+        /// Query name.
+        name: String,
+        /// Payload (UTF-8 text).
+        #[arg(default_value = "")]
+        payload: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -95,6 +95,42 @@ pub(super) fn client(cmd: Cmd) -> Result<ExitCode, String> {
                 call(&api, reqwest::Method::POST, "/reload", None).await?
             ),
             Cmd::Monitor { api } => monitor(&api).await?,
+            Cmd::Send {
+                api,
+                channel,
+                reliable,
+                name,
+                payload,
+            } => {
+                let body = json!({ "to": name, "channel": channel, "payload": payload,
+                    "reliable": reliable });
+                println!(
+                    "{}",
+                    call(&api, reqwest::Method::POST, "/send", Some(body)).await?
+                );
+            }
+            Cmd::Event { api, name, payload } => {
+                let body = json!({ "name": name, "payload": payload });
+                println!(
+                    "{}",
+                    call(&api, reqwest::Method::POST, "/event", Some(body)).await?
+                );
+            }
+            Cmd::Query {
+                api,
+                names,
+                meta,
+                timeout_ms,
+                name,
+                payload,
+            } => {
+                let body = json!({ "name": name, "payload": payload, "names": names,
+                    "meta": meta, "timeout_ms": timeout_ms });
+                println!(
+                    "{}",
+                    call(&api, reqwest::Method::POST, "/query", Some(body)).await?
+                );
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
