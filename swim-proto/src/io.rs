@@ -745,7 +745,26 @@ mod tests {
                 acks: 2,
                 responses: 1,
             },
+            Event::Conflict {
+                member: member("a", MemberState::Alive),
+                claimed_addr: 9,
+            },
         ]
+    }
+
+    /// The trace digest encodes outputs through the same derivation with the wire codec; an
+    /// event that could not be encoded would panic there.
+    #[test]
+    fn every_event_encodes_for_the_trace_digest() {
+        let mut seen = alloc::collections::BTreeSet::new();
+        for e in every_event() {
+            seen.insert(crate::trace::digest_outputs(&[Output::Event(e)]));
+        }
+        assert_eq!(
+            seen.len(),
+            every_event().len(),
+            "distinct events digest apart"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::hash::Fnv1a64;
-use crate::io::{Event, Input, Output};
+use crate::io::{Input, Output};
 use crate::time::Instant;
 use crate::wire::DecodeError;
 
@@ -105,185 +105,38 @@ pub fn decode_frame<T: serde::de::DeserializeOwned>(
     Ok(Some((value, 4 + len)))
 }
 
-/// The digest's hasher: [`Fnv1a64`] with length-prefixed, tagged fields.
-struct Fnv(Fnv1a64);
-
-impl Fnv {
-    fn bytes(&mut self, b: &[u8]) {
-        self.0.write(b);
-    }
-    fn tagged(&mut self, tag: u8, b: &[u8]) {
-        self.bytes(&[tag]);
-        self.bytes(&(b.len() as u64).to_le_bytes());
-        self.bytes(b);
-    }
-    fn ser<T: Serialize>(&mut self, tag: u8, v: &T) {
-        let mut buf = Vec::new();
-        crate::wire::encode_into(v, &mut buf);
-        self.tagged(tag, &buf);
-    }
-}
-
 /// A digest of a `handle` call's outputs, in order: destinations, packet bytes, deadlines and
 /// events. Equal outputs give equal digests on every platform.
+///
+/// It hashes the outputs' own `Serialize` derivation: packets and deadlines encoded with the wire
+/// codec, events in the JSON form the tokio driver emits as event lines. A new output or event
+/// variant is covered the moment it exists: there is no hand-written walk to forget it in.
 pub fn digest_outputs<A: Serialize>(outputs: &[Output<A>]) -> u64 {
-    let mut h = Fnv(Fnv1a64::new());
+    let mut h = Fnv1a64::new();
+    let mut buf = Vec::new();
     for o in outputs {
+        buf.clear();
         match o {
-            Output::SendDatagram { to, bytes } => {
-                h.ser(1, to);
-                h.tagged(2, bytes);
+            // Events flatten the member they carry into one object, which the wire codec
+            // (postcard) cannot size ahead; their JSON form is the one drivers emit anyway.
+            Output::Event(e) => {
+                buf.push(0xe0);
+                // Invariant: events serialize infallibly (the names test covers every variant).
+                let json = serde_json::to_vec(e).expect("events serialize to JSON");
+                buf.extend_from_slice(&json);
             }
-            Output::SendStream { to, bytes } => {
-                h.ser(3, to);
-                h.tagged(4, bytes);
-            }
-            Output::TickAt(t) => h.tagged(5, &t.as_nanos().to_le_bytes()),
-            Output::Event(e) => digest_event(e, &mut h),
+            other => crate::wire::encode_into(other, &mut buf),
         }
+        h.write(&(buf.len() as u64).to_le_bytes());
+        h.write(&buf);
     }
-    h.0.finish()
-}
-
-fn digest_event<A: Serialize>(e: &Event<A>, h: &mut Fnv) {
-    let mut member = |tag: u8, m: &crate::member::Member<A>| {
-        h.tagged(tag, m.name.as_str().as_bytes());
-        h.ser(tag, &(&m.addr, m.incarnation, m.state.rank()));
-        h.tagged(tag, m.meta.as_bytes());
-    };
-    match e {
-        Event::MemberJoined(m) => member(10, m),
-        Event::MemberSuspected { member: m, accuser } => {
-            member(11, m);
-            h.tagged(11, accuser.as_str().as_bytes());
-        }
-        Event::MemberAlive(m) => member(12, m),
-        Event::MemberFailed(m) => member(13, m),
-        Event::MemberLeft(m) => member(14, m),
-        Event::MemberUpdated(m) => member(15, m),
-        Event::MemberRemoved(m) => member(16, m),
-        Event::LocalSuspected {
-            accuser,
-            incarnation,
-        } => {
-            h.tagged(17, accuser.as_str().as_bytes());
-            h.tagged(17, &incarnation.to_le_bytes());
-        }
-        Event::LocalRefuted { claim, incarnation } => {
-            h.tagged(18, &[claim.rank()]);
-            h.tagged(18, &incarnation.to_le_bytes());
-        }
-        Event::JoinCompleted { via } => h.ser(19, via),
-        Event::LeaveComplete => h.tagged(20, &[]),
-        Event::PacketDropped { from, reason } => {
-            h.ser(21, from);
-            h.tagged(21, alloc::format!("{reason:?}").as_bytes());
-        }
-        Event::CommandRejected(err) => h.tagged(22, alloc::format!("{err:?}").as_bytes()),
-        Event::StateChanged {
-            key,
-            old,
-            new,
-            cause,
-        } => {
-            h.tagged(23, key.ty().as_bytes());
-            h.tagged(23, key.key().as_bytes());
-            for e in [old, new] {
-                match e {
-                    Some(e) => {
-                        h.tagged(24, &e.version.to_le_bytes());
-                        h.tagged(24, e.origin.as_str().as_bytes());
-                        h.tagged(24, e.value.as_deref().unwrap_or(b"\xff-deleted"));
-                    }
-                    None => h.tagged(25, &[]),
-                }
-            }
-            h.tagged(23, alloc::format!("{cause:?}").as_bytes());
-        }
-        Event::ViewChanged { checksum, members } => {
-            h.tagged(28, &checksum.to_le_bytes());
-            h.tagged(28, &(*members as u64).to_le_bytes());
-        }
-        Event::ViewStable { checksum, members } => {
-            h.tagged(29, &checksum.to_le_bytes());
-            for m in members {
-                h.tagged(29, m.as_str().as_bytes());
-            }
-        }
-        Event::LeaderChanged { leader } => {
-            h.tagged(
-                30,
-                leader.as_ref().map_or(&b""[..], |l| l.as_str().as_bytes()),
-            );
-        }
-        Event::OriginFailed { origin, left, keys } => {
-            h.tagged(26, origin.as_str().as_bytes());
-            h.tagged(26, &[u8::from(*left)]);
-            for k in keys {
-                h.tagged(27, k.ty().as_bytes());
-                h.tagged(27, k.key().as_bytes());
-            }
-        }
-        // operator control (issue 14): tags from 140 up
-        Event::LocalRemoved { incarnation } => h.tagged(140, &incarnation.to_le_bytes()),
-        Event::Conflict {
-            member: m,
-            claimed_addr,
-        } => {
-            member(131, m);
-            h.ser(131, claimed_addr);
-        }
-        // Application messaging (issue 14).
-        Event::Message {
-            from,
-            channel,
-            payload,
-        } => {
-            h.tagged(31, from.as_str().as_bytes());
-            h.tagged(31, &channel.to_le_bytes());
-            h.tagged(31, payload);
-        }
-        Event::UserEvent {
-            origin,
-            name,
-            ltime,
-            payload,
-        } => {
-            h.tagged(32, origin.as_str().as_bytes());
-            h.tagged(32, name.as_bytes());
-            h.tagged(32, &ltime.to_le_bytes());
-            h.tagged(32, payload);
-        }
-        Event::Query { id, name, payload } => {
-            h.tagged(33, id.origin.as_bytes());
-            h.tagged(33, &id.ltime.to_le_bytes());
-            h.tagged(33, name.as_bytes());
-            h.tagged(33, payload);
-        }
-        Event::QueryResponse {
-            query,
-            from,
-            payload,
-        } => {
-            h.tagged(34, &query.to_le_bytes());
-            h.tagged(34, from.as_str().as_bytes());
-            h.tagged(34, payload);
-        }
-        Event::QueryDone {
-            query,
-            acks,
-            responses,
-        } => {
-            h.tagged(35, &query.to_le_bytes());
-            h.tagged(35, &(*acks as u64).to_le_bytes());
-            h.tagged(35, &(*responses as u64).to_le_bytes());
-        }
-    }
+    h.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::Event;
     use crate::{Command, Identity, Node, NodeName};
     use alloc::vec;
 
@@ -322,5 +175,26 @@ mod tests {
         }
         assert_ne!(d, digest_outputs(&changed));
         assert_eq!(d, digest_outputs(&out));
+    }
+
+    #[test]
+    fn digest_tells_events_apart_by_kind_and_field() {
+        use crate::member::{Member, MemberState, Metadata};
+        let m = Member {
+            name: NodeName::new("b").unwrap(),
+            addr: 2u32,
+            incarnation: 3,
+            state: MemberState::Dead,
+            meta: Metadata::empty(),
+        };
+        let failed = [Output::Event(Event::MemberFailed(m.clone()))];
+        let left = [Output::Event(Event::MemberLeft(m.clone()))];
+        let mut later = m;
+        later.incarnation = 4;
+        let failed_later = [Output::Event(Event::MemberFailed(later))];
+        assert_ne!(digest_outputs(&failed), digest_outputs(&left));
+        assert_ne!(digest_outputs(&failed), digest_outputs(&failed_later));
+        // Boundaries count: one output of two events' bytes is not two outputs.
+        assert_ne!(digest_outputs::<u32>(&[]), digest_outputs(&failed));
     }
 }
