@@ -84,8 +84,10 @@ fn a_claim_within_the_window_is_merged_as_swim_says() {
     let mut n = knows_x();
     let jump = n.config().max_incarnation_jump;
     send(&mut n, ATTACKER, &[dead("x", 1 + jump, 5)]);
+    // Admitted; and, being hearsay, merged as an accusation (issue 12): x is suspected at the
+    // claimed incarnation, and only this node's own timer could declare it dead.
     let x = n.member("x").unwrap();
-    assert_eq!((x.state, x.incarnation), (MemberState::Dead, 1 + jump));
+    assert_eq!((x.state, x.incarnation), (MemberState::Suspect, 1 + jump));
     assert_eq!(n.stats().dropped.incarnation_jump, 0);
 }
 
@@ -178,7 +180,17 @@ fn moving_an_alive_member_to_another_address_is_refused_and_reported() {
 fn a_dead_member_may_come_back_at_a_new_address() {
     let mut n = knows_x();
     send(&mut n, 6, &[dead("x", 1, 5)]);
-    send(&mut n, 8, &[alive("x", 2, 8)]);
+    // The death claim is an accusation (issue 12); x is held dead once this node's own
+    // suspicion timer fires (within 30 s for a two-member table).
+    n.handle(Input::Tick, Instant::from_secs(30));
+    assert_eq!(n.member("x").unwrap().state, MemberState::Dead);
+    n.handle(
+        Input::Datagram {
+            from: 8,
+            bytes: gossip(&[alive("x", 2, 8)]),
+        },
+        Instant::from_secs(31),
+    );
     let x = n.member("x").unwrap();
     assert_eq!((x.state, x.addr), (MemberState::Alive, 8));
     assert_eq!(n.stats().dropped.address_conflict, 0);
