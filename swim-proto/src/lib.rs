@@ -63,6 +63,10 @@
 //!   were already due still fire first, as on any input.
 //! - A broken internal invariant panics, with a message naming it.
 //!
+//! The error types implement `Display` and `core::error::Error` by hand rather than with
+//! `thiserror` (which the tokio driver uses): five small impls do not justify a proc-macro
+//! dependency in a `no_std` core whose dependency set is kept small on purpose.
+//!
 //! # Public surface
 //!
 //! A driver needs the crate root: [`Node`], [`Config`], [`Input`], [`Output`], [`Event`],
