@@ -237,6 +237,7 @@ async fn garbage_and_stalled_connections_cost_bounded_time_and_are_counted() {
     c.max_connections = 4;
     c.core.max_stream_message_size = 1 << 16;
     c.core.state.max_value_size = 1 << 15;
+    c.core.messaging.max_reliable_payload = 1 << 15;
     let target = Cluster::start(c).await.unwrap();
     let peer = start("peer", &[target.addr()]).await;
     let addr = target.addr();
