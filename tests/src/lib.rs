@@ -47,6 +47,20 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// `n` nodes with `config`, joined through node 0 over one second and run until every node
+    /// knows every other (at most 120 simulated seconds; panics naming the seed otherwise).
+    pub fn joined(n: usize, config: Config, seed: u64) -> Self {
+        let mut c = Cluster::new(n, config, seed);
+        c.join_all_via(0, Duration::from_secs(1));
+        let ok = c.run_until_true(
+            Duration::from_secs(120),
+            Duration::from_millis(500),
+            Cluster::converged,
+        );
+        assert!(ok, "seed {seed}: {n} nodes did not converge within 120 s");
+        c
+    }
+
     /// `n` nodes named `node-0..`, at addresses `0..n`, not yet joined, all from one seed.
     pub fn new(n: usize, config: Config, seed: u64) -> Self {
         // No MTU: the nodes' own `max_packet_size` is the only size limit here.

@@ -245,15 +245,7 @@ fn a_snapshot_with_a_forged_claim_keeps_its_honest_claims() {
 }
 
 fn joined(n: usize, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, Config::lan(), seed);
-    c.join_all_via(0, Duration::from_secs(1));
-    let ok = c.run_until_true(
-        Duration::from_secs(120),
-        Duration::from_millis(500),
-        Cluster::converged,
-    );
-    assert!(ok, "seed {seed}: {n} nodes did not converge within 120 s");
-    c
+    Cluster::joined(n, Config::lan(), seed)
 }
 
 /// Issue 13, rows 1 and 2: a forged `dead`/`suspect` at `u64::MAX`, and an `alive` at

@@ -14,11 +14,7 @@ fn secs(s: u64) -> Duration {
 }
 
 fn joined(n: usize, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, Config::lan(), seed);
-    c.join_all_via(0, secs(1));
-    let ok = c.run_until_true(secs(120), Duration::from_millis(500), Cluster::converged);
-    assert!(ok, "seed {seed}: {n} nodes did not converge within 120 s");
-    c
+    Cluster::joined(n, Config::lan(), seed)
 }
 
 /// A member removed by an operator while alive: every node holds it left at the incarnation

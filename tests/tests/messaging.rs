@@ -8,14 +8,7 @@ use swim_proto::{Command, CommandError, Config, Event, Input, QueryFilter};
 use swim_tests::{Addr, Cluster};
 
 fn joined(n: usize, seed: u64, loss: f64) -> Cluster {
-    let mut c = Cluster::new(n, Config::lan(), seed);
-    c.join_all_via(0, Duration::from_secs(1));
-    let ok = c.run_until_true(
-        Duration::from_secs(120),
-        Duration::from_millis(500),
-        Cluster::converged,
-    );
-    assert!(ok, "seed {seed}: {n} nodes did not converge");
+    let mut c = Cluster::joined(n, Config::lan(), seed);
     c.loss = loss;
     c
 }

@@ -20,11 +20,7 @@ fn config() -> Config {
 }
 
 fn joined(n: usize, config: Config, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, config, seed);
-    c.join_all_via(0, secs(1));
-    let ok = c.run_until_true(secs(120), Duration::from_millis(500), Cluster::converged);
-    assert!(ok, "seed {seed}: {n} nodes did not converge within 120 s");
-    c
+    Cluster::joined(n, config, seed)
 }
 
 fn publish(c: &mut Cluster, at: Addr, ty: &str, key: &str, value: &[u8]) {

@@ -18,11 +18,7 @@ fn config() -> Config {
 }
 
 fn joined(n: usize, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, config(), seed);
-    c.join_all_via(0, secs(1));
-    let ok = c.run_until_true(secs(120), Duration::from_millis(500), Cluster::converged);
-    assert!(ok, "seed {seed}: {n} nodes did not converge within 120 s");
-    c
+    Cluster::joined(n, config(), seed)
 }
 
 fn all_stable_on_one_view(c: &Cluster) -> bool {
