@@ -656,6 +656,34 @@ pub fn encode_stream_with_state<A: Serialize>(
     out
 }
 
+/// Encodes a decoded stream message back into bytes that decode equal: header, updates, and
+/// the state exchange or application payload its kind carries (a missing one is written
+/// empty). Tools and the fuzz targets re-encode with it.
+pub fn encode_stream_message<A: Serialize>(label: &[u8], m: &StreamMessage<'_, A>) -> Vec<u8> {
+    match (m.header.kind, m.payload) {
+        (StreamKind::User { .. } | StreamKind::QueryResponse { .. }, Some(payload)) => {
+            let mut out = Vec::new();
+            write_header(&mut out, label, 0);
+            encode_into(&m.header, &mut out);
+            encode_count(m.updates.len(), &mut out);
+            for u in &m.updates {
+                encode_into(u, &mut out);
+            }
+            encode_into(payload, &mut out);
+            out
+        }
+        _ => {
+            let empty = StateSync::default();
+            encode_stream_with_state(
+                label,
+                &m.header,
+                &m.updates,
+                m.state.as_ref().unwrap_or(&empty),
+            )
+        }
+    }
+}
+
 /// Encodes a complete [`StreamKind::User`] or [`StreamKind::QueryResponse`] stream message
 /// carrying `payload` (no membership updates).
 pub fn encode_stream_with_payload<A: Serialize>(
