@@ -64,7 +64,7 @@
 //! - A broken internal invariant panics, with a message naming it.
 //!
 //! The error types implement `Display` and `core::error::Error` by hand rather than with
-//! `thiserror` (which the tokio driver uses): five small impls do not justify a proc-macro
+//! `thiserror` (which the drivers use): five small impls do not justify a proc-macro
 //! dependency in a `no_std` core whose dependency set is kept small on purpose.
 //!
 //! # Public surface

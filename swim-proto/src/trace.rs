@@ -10,7 +10,7 @@
 //! ```
 //!
 //! This module only encodes and decodes bytes; reading and writing files is the driver's job.
-//! Deliberately public: the simulator and the tokio driver record traces, `swim-sim replay`
+//! Deliberately public: the simulator and the async driver record traces, `swim-sim replay`
 //! reads them.
 
 use alloc::boxed::Box;
@@ -109,7 +109,7 @@ pub fn decode_frame<T: serde::de::DeserializeOwned>(
 /// events. Equal outputs give equal digests on every platform.
 ///
 /// It hashes the outputs' own `Serialize` derivation: packets and deadlines encoded with the wire
-/// codec, events in the JSON form the tokio driver emits as event lines. A new output or event
+/// codec, events in the JSON form drivers emit as event lines. A new output or event
 /// variant is covered the moment it exists: there is no hand-written walk to forget it in.
 pub fn digest_outputs<A: Serialize>(outputs: &[Output<A>]) -> u64 {
     let mut h = Fnv1a64::new();
