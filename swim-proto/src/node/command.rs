@@ -38,27 +38,7 @@ impl<A: Address> Node<A> {
             self.rejoin_after_removal(); // explicit rejoin after an operator removal
         }
         match command {
-            Command::Join { seeds } => {
-                if seeds.len() > self.config.max_members {
-                    return Err(CommandError::TooManySeeds {
-                        given: seeds.len(),
-                        max: self.config.max_members,
-                    });
-                }
-                let mut unique: Vec<A> = Vec::with_capacity(seeds.len());
-                for s in seeds {
-                    if s != self.local.addr && !unique.contains(&s) {
-                        unique.push(s);
-                    }
-                }
-                if unique.is_empty() {
-                    return Err(CommandError::NoSeeds);
-                }
-                self.sync.seeds = unique;
-                self.sync.join_pending = true;
-                self.sync.join_backoff = self.config.join_retry_initial;
-                self.contact_seeds_backing_off(out);
-            }
+            Command::Join { seeds } => self.join(seeds, out)?,
             Command::Leave => {
                 self.local.state = MemberState::Left;
                 self.take_probe();

@@ -10,7 +10,8 @@
 //! | `suspicion` | SWIM §4.2 suspicion, Lifeguard §IV-B dynamic timeout; tombstones | (in the member table) |
 //! | `updates` | SWIM §4.2 precedence: learn, transition, refute | (the member table) |
 //! | `gossip` | SWIM §4.1 dissemination: piggybacking and gossip rounds | `broadcasts` |
-//! | `sync` | push-pull anti-entropy and joining | `SyncState` |
+//! | `sync` | push-pull anti-entropy | `SyncState` |
+//! | `join` | joining through seeds, retries and follow-up rounds | (in `SyncState`) |
 //! | `heal` | partition healing | `HealState` |
 //! | `command` | application commands | |
 //! | `receive` | decoding and dispatch of received packets | `Buffers::plain` |
@@ -36,6 +37,7 @@ mod admission;
 mod command;
 mod gossip;
 mod heal;
+mod join;
 mod lifecycle;
 pub(crate) mod probe;
 mod receive;

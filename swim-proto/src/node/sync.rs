@@ -1,26 +1,20 @@
-//! Push-pull anti-entropy and joining: full membership snapshots exchanged over streams.
+//! Push-pull anti-entropy: full membership snapshots exchanged over streams.
 //!
 //! A periodic round (`push_pull_interval`, stretched above 32 members) sends this node's
 //! snapshot to one random alive member, which answers with its own; merging both repairs what
-//! gossip missed. A join is a push-pull to the seeds, retried with bounded exponential backoff
-//! (`join_retry_initial` up to `join_retry_max`) until one answers, then followed by up to
-//! [`MAX_JOIN_SYNC_ROUNDS`] early rounds. The merge itself is `node/updates.rs`.
+//! gossip missed. Joining (a push-pull to the seeds) is `node/join.rs`; the merge itself is
+//! `node/updates.rs`. The join's state still lives in [`SyncState`].
 
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::gossip::retransmit_limit;
 use super::suspicion::log2_q16;
 use super::timers::TimerKind;
 use super::{Address, Node};
-use crate::io::{Event, Output};
+use crate::io::Output;
 use crate::keyring::TAG_LEN;
 use crate::member::MemberState;
 use crate::wire::{self, MessageKind, StreamHeader, StreamKind};
-
-/// Follow-up push-pull rounds after a join, at most (each only if the previous one taught the
-/// node something).
-pub(super) const MAX_JOIN_SYNC_ROUNDS: u8 = 5;
 
 /// Push-pull interval stretched above 32 members by `⌈log2 n − log2 32⌉ + 1`, so the cluster's
 /// total anti-entropy traffic grows slowly with its size.
@@ -153,75 +147,6 @@ impl<A: Address> Node<A> {
         self.stats.streams_sent += 1;
         self.stats.stream_bytes_sent += buf.len() as u64;
         out.push(Output::SendStream { to, bytes: buf });
-    }
-
-    pub(super) fn contact_seeds(&mut self, out: &mut Vec<Output<A>>) {
-        self.stats.join_attempts += 1;
-        for i in 0..self.sync.seeds.len() {
-            let seed = self.sync.seeds[i].clone();
-            self.send_push_pull(seed, true, false, out);
-        }
-    }
-
-    /// Sends a join push-pull to every seed and schedules the next try after the current
-    /// backoff, which then doubles up to `join_retry_max`.
-    pub(super) fn contact_seeds_backing_off(&mut self, out: &mut Vec<Output<A>>) {
-        self.contact_seeds(out);
-        let at = self.now + self.sync.join_backoff;
-        self.timers.set(TimerKind::Join, at);
-        self.sync.join_backoff = self
-            .sync
-            .join_backoff
-            .saturating_mul(2)
-            .min(self.config.join_retry_max);
-    }
-
-    /// Join retries with bounded exponential backoff while unanswered, and re-contact of the
-    /// seeds whenever this node finds itself without live members.
-    pub(super) fn on_join_round(&mut self, out: &mut Vec<Output<A>>) {
-        if self.local.state == MemberState::Left {
-            self.timers.clear(TimerKind::Join);
-            return;
-        }
-        if self.sync.join_pending || self.members.active() == 0 {
-            self.contact_seeds_backing_off(out);
-        } else {
-            self.sync.join_backoff = self.config.join_retry_initial;
-            self.timers
-                .set(TimerKind::Join, self.now + self.config.probe_interval);
-        }
-    }
-
-    /// The answer to a push-pull of ours arrived and was merged: complete a join, or run the
-    /// next follow-up round after one (each only if the previous round taught us something).
-    pub(super) fn on_push_pull_answer(
-        &mut self,
-        join: bool,
-        learned: bool,
-        sender_addr: A,
-        out: &mut Vec<Output<A>>,
-    ) {
-        if join && self.sync.join_pending {
-            self.sync.join_pending = false;
-            self.sync.join_backoff = self.config.join_retry_initial;
-            // Members that joined concurrently were gossiped while few knew of us, so their
-            // epidemics could not reach us. Follow-up anti-entropy rounds fill that gap: the
-            // first once an epidemic has had time to run, then at doubling delays for as long
-            // as each round still teaches us something (at most `MAX_JOIN_SYNC_ROUNDS`).
-            let limit = retransmit_limit(self.config.retransmit_mult, self.members.active() + 1);
-            let settle = self.config.gossip_interval.saturating_mul(limit);
-            self.sync.follow_ups = Some((MAX_JOIN_SYNC_ROUNDS, settle));
-            self.pull_push_pull_forward(settle);
-            self.start_sync(sender_addr.clone(), out);
-            out.push(Output::Event(Event::JoinCompleted { via: sender_addr }));
-        } else if let Some((left, delay)) = self.sync.follow_ups {
-            self.sync.follow_ups = None;
-            if learned && left > 1 {
-                let delay = delay.saturating_mul(2);
-                self.sync.follow_ups = Some((left - 1, delay));
-                self.pull_push_pull_forward(delay);
-            }
-        }
     }
 
     /// Makes the next push-pull round happen within `delay` (never later than planned).
