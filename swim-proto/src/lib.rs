@@ -130,7 +130,7 @@ pub use packet::{
     MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN, MIN_DATAGRAM_SIZE,
 };
 pub use state::{ChangeCause, StateEntry, StateError, StateKey, stamp_cmp};
-pub use stats::{DropReason, Drops, MessagingStats, PerKind, StateStats, Stats};
+pub use stats::{DropReason, Drops, MessagingStats, PerKind, StateStats, Stats, Timings};
 pub use time::Instant;
 pub use wire::{DecodeError, MessageKind};
 

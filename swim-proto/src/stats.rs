@@ -1,5 +1,6 @@
 //! Counters a node keeps about its own traffic and protocol activity.
 
+use crate::histogram::Histogram;
 use crate::wire::{DecodeError, MessageKind};
 
 /// Why an incoming packet (or part of one) was dropped. Dropping never changes state beyond
@@ -255,6 +256,9 @@ pub struct Stats {
     // Application messaging (issue 14).
     /// Direct messages, user events and queries.
     pub messaging: MessagingStats,
+    // --- protocol stats with timings (issue 14) ---
+    /// Probe round trips, the protocol period achieved and suspicion durations.
+    pub timings: Timings,
 }
 
 /// Application messaging counters (monotonic), `docs/protocol.md` §13.
@@ -339,4 +343,31 @@ pub struct StateStats {
     pub expired: u64,
     /// Own entries re-stamped (after a restart or a false death).
     pub restamped: u64,
+}
+
+// --- protocol stats with timings (issue 14, ringpop's ProtocolStats) ---
+/// Protocol timings, in nanoseconds of the node's clock (the `now` of its inputs), each a
+/// bounded [`Histogram`] (p50, p95, p99, p99.9 within 12.5%; about 2.4 KiB each, fixed). They
+/// are statistics only: recording them draws no randomness and changes no output, so a run's
+/// digest is the same with or without anyone reading them (`docs/protocol.md` §14).
+///
+/// Rates (messages per kind per second) are derived from the monotonic [`Stats::sent`] and
+/// [`Stats::received`] counters by whoever samples them (Prometheus `rate()`, the agent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timings {
+    /// SWIM §3.1: ping sent to ack received, for probes answered directly by the target.
+    pub probe_rtt_direct: Histogram,
+    /// SWIM §3.1: ping sent to the relayed ack, for probes answered through ping-req helpers
+    /// (the whole time since the direct ping, including `probe_timeout`).
+    pub probe_rtt_indirect: Histogram,
+    /// The protocol period actually achieved: time between the starts of consecutive probe
+    /// periods (`probe_interval` scaled by Lifeguard §IV-A local health, plus driver lateness).
+    pub protocol_period: Histogram,
+    /// SWIM §4.2: time a member stayed suspect in this node's view before it refuted (came
+    /// back alive at a higher incarnation).
+    pub suspicion_refuted: Histogram,
+    /// SWIM §4.2, Lifeguard §IV-B: time a member stayed suspect in this node's view before it
+    /// was declared dead (by this node's timeout or another's verdict).
+    pub suspicion_dead: Histogram,
 }

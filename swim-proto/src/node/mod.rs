@@ -21,6 +21,7 @@
 //! | `remove` | operator removal (`docs/protocol.md` §12.1) | `removals` |
 //! | `lifecycle` | pausing the failure detector (`docs/protocol.md` §12.2) | `fd_paused` |
 //! | `messaging`, `user_event`, `query` | direct messages, Serf user events and queries (`docs/protocol.md` §13) | `messaging` |
+//! | `timing` | protocol timings: probe round trips, periods, suspicion durations (`docs/protocol.md` §14) | `timing` |
 //!
 //! Packet framing and encryption are `crate::packet`.
 
@@ -53,6 +54,8 @@ mod view;
 mod messaging;
 mod query;
 mod user_event;
+// Protocol stats with timings (issue 14).
+mod timing;
 
 pub(crate) use gossip::BroadcastQueue;
 pub use view::View;
@@ -168,6 +171,9 @@ pub struct Node<A: Address> {
     // Application messaging (issue 14).
     /// Direct messages, user events and queries.
     messaging: messaging::Messaging<A>,
+    // --- protocol stats with timings (issue 14) ---
+    /// Send times of the probe and period in flight (`timing`).
+    timing: timing::TimingState,
 }
 
 impl<A: Address> Node<A> {
@@ -226,6 +232,7 @@ impl<A: Address> Node<A> {
             removals: remove::Removals::default(),
             fd_paused: false,
             messaging: messaging::Messaging::new(config_messaging_queue, h6),
+            timing: timing::TimingState::default(),
         })
     }
 

@@ -73,6 +73,7 @@ impl<A: Address> Node<A> {
 
     /// End of a protocol period: judge the probe in flight, then probe the next member.
     pub(super) fn on_probe_period(&mut self, out: &mut Vec<Output<A>>) {
+        self.timing_period();
         if let Some(p) = self.take_probe() {
             self.on_probe_failed(p, out);
         }
@@ -102,6 +103,7 @@ impl<A: Address> Node<A> {
         });
         let seq = self.next_seq();
         self.stats.probes += 1;
+        self.timing_probe_sent(seq);
         self.send_datagram(
             addr.clone(),
             &Message::Ping {
@@ -215,6 +217,7 @@ impl<A: Address> Node<A> {
         }
         if let Some(p) = self.probing.in_flight.take_if(|p| p.seq == seq) {
             self.timers.clear(TimerKind::Indirect);
+            self.timing_probe_acked(from, &p);
             self.health.apply(-1);
             // A relayed ack carries the target's checksum: compare it, sync with the target.
             let peer = if p.indirect_sent {

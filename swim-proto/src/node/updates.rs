@@ -206,6 +206,9 @@ impl<A: Address> Node<A> {
             e.member.meta = Metadata::from(*meta);
             changed = true;
         }
+        self.stats
+            .timings
+            .on_transition(old_state, new_state, e.changed_at, now);
         if old_state != new_state {
             e.changed_at = now;
         }
