@@ -20,11 +20,13 @@
 //! assert_eq!(report.detection.all_dead_ms.count, 19);
 //! ```
 
+pub mod compare;
 pub mod html;
 pub mod invariants;
 mod metrics;
 mod net;
 pub mod report;
+pub mod run_info;
 pub mod scenario;
 mod timeline;
 pub mod trace_file;

@@ -54,6 +54,20 @@ enum Cmd {
     },
     /// List every built-in scenario.
     Scenarios,
+    /// Compare two runs' JSON reports (`run --json > a.json`): every figure side by side with
+    /// its change, for example before and after a config change.
+    Compare {
+        /// Run A's report (the baseline).
+        a: PathBuf,
+        /// Run B's report.
+        b: PathBuf,
+        /// Also write the comparison as an HTML page. [default: none]
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+        /// Print every figure, not only those that differ.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// `run`'s flags. With --scenario-file, --nodes, --seconds and --loss given on the command
@@ -164,6 +178,7 @@ fn main() -> ExitCode {
             println!("{}", BUILT_IN.join("\n"));
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Compare { a, b, report, all } => cmd_compare(&a, &b, report.as_deref(), all),
     };
     match result {
         Ok(code) => code,
@@ -285,7 +300,8 @@ fn cmd_run(f: RunArgs) -> Result<ExitCode, String> {
         digest: f.digest,
         ..RunOptions::default()
     };
-    let report = run(&scenario, seed, opts);
+    let mut report = run(&scenario, seed, opts);
+    report.run.command_line = Some(command_line());
     if !f.quiet && std::io::stderr().is_terminal() && report.wall_s >= 2.0 {
         eprintln!();
     }
@@ -307,6 +323,32 @@ fn cmd_run(f: RunArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The whole command line, each argument quoted for a POSIX shell where it needs it.
+fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 {
+                // The program as the user would type it, without the build's directory.
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+            } else {
+                a
+            };
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The command line after `run`, without `--json`.
@@ -383,6 +425,25 @@ fn cmd_swarm(runs: u64, seed: u64, quiet: bool) -> Result<ExitCode, String> {
     })
 }
 
+fn cmd_compare(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    report: Option<&std::path::Path>,
+    all: bool,
+) -> Result<ExitCode, String> {
+    use swim_sim::compare;
+    let (va, vb) = (compare::load(a)?, compare::load(b)?);
+    let names = [a.display().to_string(), b.display().to_string()];
+    let c = compare::compare(names, &va, &vb);
+    print!("{}", c.to_table(all));
+    if let Some(path) = report {
+        std::fs::write(path, swim_sim::html::render_comparison(&c))
+            .map_err(|e| format!("--report {}: {e}", path.display()))?;
+        println!("\ncomparison written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_replay(
     path: &std::path::Path,
     node: Option<String>,
@@ -440,7 +501,14 @@ mod tests {
 
     #[test]
     fn help_and_version_on_every_subcommand() {
-        for sub in [&[][..], &["run"], &["swarm"], &["replay"], &["scenarios"]] {
+        for sub in [
+            &[][..],
+            &["run"],
+            &["swarm"],
+            &["replay"],
+            &["scenarios"],
+            &["compare"],
+        ] {
             let mut args = sub.to_vec();
             args.push("--help");
             let e = parse(&args).unwrap_err();

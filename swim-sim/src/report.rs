@@ -108,6 +108,19 @@ pub struct FalseDeaths {
     pub fresh: FalseDeathCount,
 }
 
+// issue 16: unexpected false deaths by side of a partition.
+/// Unexpected false deaths (kinds (a), (b) and (d)) about victims on one side of the run's
+/// latest partition (counted from its start on, during the split or after the heal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SideDeaths {
+    /// The side: the partition's group index (the unlisted nodes form the last group).
+    pub side: u32,
+    /// Nodes on that side.
+    pub nodes: u32,
+    /// Events and distinct victims on that side.
+    pub deaths: FalseDeathCount,
+}
+
 /// Declarations about nodes that were in fact up.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FalsePositives {
@@ -219,6 +232,52 @@ pub struct StateReport {
     pub live_nodes_checked: usize,
 }
 
+// issue 16: what ran, for the report page and `swim-sim compare`.
+/// One field of the protocol config or the network that differs from its preset or default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ConfigChange {
+    /// Dotted field name, such as `probe_interval` or `network.loss`.
+    pub field: String,
+    /// The run's value (JSON text).
+    pub value: String,
+    /// The preset's or default's value (JSON text).
+    pub preset: String,
+}
+
+/// One fault of the scenario's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultRecord {
+    /// When it starts, ms of simulated time.
+    pub at_ms: f64,
+    /// Its kind.
+    pub kind: FaultKind,
+    /// What it is ("crash node-3", "partition 50/50"...).
+    pub label: String,
+    /// How long it lasts, ms; `None` for faults that never end by themselves (crash, leave,
+    /// clock skew, flaky node, cut link) or that are instantaneous (join, command).
+    pub duration_ms: Option<f64>,
+}
+
+/// What ran: the build, the command line and the scenario's configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunInfo {
+    /// The simulator's version: crate version and, when built from git, `git describe`.
+    pub version: String,
+    /// The command line that ran it, when run from the `swim-sim` binary.
+    pub command_line: Option<String>,
+    /// The protocol config preset closest to the run's (`lan`, `wan` or `local`).
+    pub config_preset: String,
+    /// Every protocol config field that differs from that preset, and every network field
+    /// that differs from the default network.
+    pub config_changes: Vec<ConfigChange>,
+    /// How the cluster started ("warm", "join storm within 1 s").
+    pub start: String,
+    /// The replicated-state workload, if any, in words.
+    pub workload: Option<String>,
+    /// The fault timeline, in time order.
+    pub faults: Vec<FaultRecord>,
+}
+
 /// Everything one run measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -275,6 +334,12 @@ pub struct Report {
     pub false_deaths: FalseDeaths,
     /// Per crash, in time order: suspicion, first death, dead everywhere.
     pub crashes: Vec<CrashChain>,
+    // issue 16: what ran, and unexpected false deaths by side of a partition.
+    /// The build, command line and configuration of the run.
+    pub run: RunInfo,
+    /// Unexpected false deaths (kinds (a), (b), (d)) by the victim's side of the latest
+    /// partition; empty without a partition.
+    pub false_deaths_by_side: Vec<SideDeaths>,
     /// Fault windows, for plots.
     #[serde(skip)]
     pub faults: Vec<FaultWindow>,

@@ -1,53 +1,15 @@
-//! Issue 12's figures on the page: false deaths by kind (a card), and each crash's detection
-//! chain (first suspicion, first death, dead everywhere) as a small timeline per crash.
+//! The suspicion phase per crash: first suspicion, first death and dead at every observer, as
+//! a small timeline per crash (issue 12's chain).
 
 use std::fmt::Write;
 
 use super::*;
-use crate::report::{CrashChain, FalseDeathCount};
+use crate::report::CrashChain;
 
 /// Colors of the chain's stages: suspected somewhere, dead somewhere, dead everywhere.
 const SUSPECT: &str = "#f59e0b";
 const DEAD: &str = "#dc2626";
 const EVERYWHERE: &str = "#111827";
-
-/// A card with the false deaths by kind; the kinds that must be zero show in red when not.
-pub(super) fn false_deaths_card(out: &mut String, r: &Report) {
-    let fd = &r.false_deaths;
-    out.push_str("<div class=\"card wide\"><h3>False deaths by kind</h3><table>\n");
-    out.push_str(
-        "<thead><tr><th></th><th>events</th><th>victims</th><th class=\"l\">target</th></tr></thead><tbody>\n",
-    );
-    let rows: [(&str, FalseDeathCount, bool); 6] = [
-        ("(a) reachable for 2 s", fd.reachable, true),
-        ("(b) restarted, back up 2 s", fd.restarted, true),
-        ("(c) across a partition", fd.across_partition, false),
-        (
-            "(d) healthy, in a faulty run",
-            fd.healthy_in_faulty_run,
-            true,
-        ),
-        ("faulty victim", fd.faulty_victim, false),
-        ("fresh (up under 2 s)", fd.fresh, false),
-    ];
-    for (name, c, must_be_zero) in rows {
-        let tone = if must_be_zero {
-            Tone::nonzero(c.events, true)
-        } else {
-            Tone::Plain
-        };
-        w!(
-            out,
-            "<tr><th>{name}</th><td{}>{}</td><td{}>{}</td><td class=\"l\">{}</td></tr>\n",
-            tone.attr(),
-            fmt_count(c.events),
-            tone.attr(),
-            fmt_count(c.victims),
-            if must_be_zero { "zero" } else { "expected" }
-        );
-    }
-    out.push_str("</tbody></table></div>\n");
-}
 
 /// Pixel width of one chain's timeline.
 const BAR_W: f64 = 360.0;
@@ -127,7 +89,7 @@ pub(super) fn crash_chains(out: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::FalseDeaths;
+    use crate::report::{FalseDeathCount, FalseDeaths};
 
     #[test]
     fn shows_false_deaths_by_kind_and_a_timeline_per_crash() {
@@ -154,7 +116,7 @@ mod tests {
             ..Report::default()
         };
         let html = render(&r);
-        assert!(html.contains("False deaths by kind"));
+        assert!(html.contains("Deaths: expected and false"));
         assert!(
             html.contains("<td class=\"bad\">1,281</td>"),
             "(a) is red when not zero"

@@ -76,6 +76,16 @@ impl Ticks {
         Self::from_range(k0 * step, k1 * step, step, k0, k1)
     }
 
+    /// Like [`Ticks::nice`], for counts: the step is a whole number (at least 1), so no tick
+    /// sits between two integers.
+    pub(super) fn nice_int(lo: f64, hi: f64, target: usize) -> Self {
+        let (lo, hi) = sanitize(lo, hi);
+        let step = nice_step((hi - lo) / target.max(1) as f64).max(1.0);
+        let k0 = (lo / step + 1e-9).floor();
+        let k1 = (hi / step - 1e-9).ceil().max(k0 + 1.0);
+        Self::from_range(k0 * step, k1 * step, step, k0, k1)
+    }
+
     /// About `target` round ticks inside a fixed domain (for the time axis).
     pub(super) fn within(lo: f64, hi: f64, target: usize) -> Self {
         let (lo, hi) = sanitize(lo, hi);

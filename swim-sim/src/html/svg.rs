@@ -1,11 +1,15 @@
 //! The plotting kit: one SVG plot (`Plot`) with axes, data layers (lines and min/max bands),
 //! markers, shaded fault windows and a legend. It knows nothing about SWIM beyond drawing a
-//! fault window in its kind's color.
+//! fault window in its kind's color, and a permanent crash as a point in time.
+//!
+//! Labels never cover the data: fault and marker labels sit in a lane of rows above the plot
+//! area (the plot grows by the rows used), each with a tick down to the time it names.
 
 use std::fmt::Write;
 
 use super::*;
 use crate::report::FaultWindow;
+use crate::scenario::FaultKind;
 
 /// SVG width, px.
 pub(super) const SVG_W: f64 = 900.0;
@@ -23,8 +27,10 @@ pub(super) const MAX_RAW_POINTS: usize = 2000;
 pub(super) const MAX_FAULT_LABELS: usize = 12;
 /// With more fault windows than labels, only windows at least this wide (px) get one.
 pub(super) const MIN_LABELLED_WIDTH: f64 = 40.0;
-/// Rows of fault labels at the bottom of a plot.
+/// Rows of the label lane above the plot area.
 pub(super) const LABEL_ROWS: usize = 3;
+/// Height of one row of the label lane, px.
+pub(super) const LANE_ROW_H: f64 = 13.0;
 /// With more fault windows than this, overlapping windows of one kind merge into one band.
 pub(super) const MERGE_FAULTS_ABOVE: usize = 40;
 /// Rough width of one character of 11 px text, for layout.
@@ -99,7 +105,7 @@ impl Shaded {
         }
         let s = if self.shown == 1 { "" } else { "s" };
         let mut c = format!(
-            "Shaded: {kinds} ({} fault window{s}",
+            "Faults: {kinds} ({} fault window{s}",
             fmt_count(self.shown as u64)
         );
         if self.labelled < self.shown {
@@ -127,6 +133,11 @@ pub(super) struct Plot {
     /// Annotations drawn over the data and axes.
     pub(super) over: String,
     pub(super) legend: Vec<(String, Swatch)>,
+    /// Labels placed in the lane above the plot area: x (px), row, text, color, and the x
+    /// (px) their tick points at.
+    pub(super) lane: Vec<(f64, usize, String, &'static str, f64)>,
+    /// Per lane row, the right end (px) of its last label.
+    pub(super) lane_end: [f64; LABEL_ROWS],
 }
 
 impl Plot {
@@ -154,7 +165,29 @@ impl Plot {
             data: String::new(),
             over: String::new(),
             legend: Vec::new(),
+            lane: Vec::new(),
+            lane_end: [f64::NEG_INFINITY; LABEL_ROWS],
         }
+    }
+
+    /// Places `text` in the label lane starting near pixel `at` (pointing at `tick`), in the
+    /// first row where it overlaps nothing; `false` if no row has room.
+    pub(super) fn lane_label(
+        &mut self,
+        at: f64,
+        tick: f64,
+        text: &str,
+        color: &'static str,
+    ) -> bool {
+        let (left, right) = (LEFT, SVG_W - RIGHT);
+        let w = text.chars().count() as f64 * CHAR_W;
+        let x = at.min(right - w).max(left);
+        let Some(row) = self.lane_end.iter().position(|&end| end + 8.0 <= x) else {
+            return false;
+        };
+        self.lane_end[row] = x + w;
+        self.lane.push((x, row, text.to_string(), color, tick));
+        true
     }
 
     /// Adds a legend entry.
@@ -237,8 +270,8 @@ impl Plot {
         }
     }
 
-    /// A vertical marker line at data `x` with a label at the top (label row `row`).
-    pub(super) fn marker(&mut self, x: f64, label: &str, row: usize, stroke: &Stroke) {
+    /// A vertical marker line at data `x` with a label in the lane above the plot area.
+    pub(super) fn marker(&mut self, x: f64, label: &str, stroke: &Stroke) {
         let px = self.x.map(x);
         w!(
             self.over,
@@ -248,19 +281,7 @@ impl Plot {
             Px(SVG_H - BOTTOM),
             stroke.attrs()
         );
-        let w = label.chars().count() as f64 * CHAR_W;
-        let (tx, anchor) = if px + 4.0 + w > SVG_W - RIGHT {
-            (px - 4.0, "end")
-        } else {
-            (px + 4.0, "start")
-        };
-        w!(
-            self.over,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"#374151\" {HALO}>{}</text>\n",
-            Px(tx),
-            Px(TOP + 12.0 + row as f64 * 13.0),
-            esc(label)
-        );
+        self.lane_label(px - 3.0, px, label, "#374151");
     }
 
     /// A note in the middle of the plot area.
@@ -275,7 +296,8 @@ impl Plot {
     }
 
     /// Shades fault windows (x in ms) as translucent vertical bands colored by kind, with up to
-    /// [`MAX_FAULT_LABELS`] labels in non-overlapping rows at the bottom. Hovering a band shows
+    /// [`MAX_FAULT_LABELS`] labels in the lane above the plot. A permanent crash is a point in
+    /// time, drawn as a line at its moment rather than a band to the end. Hovering a band shows
     /// its label. With many windows, overlapping ones of a kind are merged to keep the SVG
     /// small. Call before drawing data, so the data is drawn over the shading.
     pub(super) fn faults(&mut self, faults: &[FaultWindow]) -> Shaded {
@@ -285,6 +307,8 @@ impl Plot {
             x1: f64,
             color: &'static str,
             labels: Vec<usize>,
+            /// A permanent crash: a moment, not a window.
+            point: bool,
         }
         let (left, right) = (LEFT, SVG_W - RIGHT);
         let mut bands: Vec<Band> = faults
@@ -294,8 +318,11 @@ impl Plot {
                 if !f.start_ms.is_finite() || f.end_ms.is_nan() {
                     return None;
                 }
+                let point = f.kind == FaultKind::Crash;
                 let x0 = self.x.map(f.start_ms / 1000.0).max(left);
-                let x1 = if f.end_ms == f64::INFINITY {
+                let x1 = if point {
+                    x0
+                } else if f.end_ms == f64::INFINITY {
                     right
                 } else {
                     self.x.map(f.end_ms / 1000.0).min(right)
@@ -304,7 +331,7 @@ impl Plot {
                     return None;
                 }
                 // Instantaneous faults still show as a sliver.
-                let (x0, x1) = if x1 - x0 < 1.5 {
+                let (x0, x1) = if x1 - x0 < 1.5 && !point {
                     ((x0 - 0.75).max(left), (x0 + 0.75).min(right))
                 } else {
                     (x0, x1)
@@ -314,18 +341,17 @@ impl Plot {
                     x1,
                     color: kind_style(f.kind).1,
                     labels: vec![i],
+                    point,
                 })
             })
             .collect();
         let shown = bands.len();
         bands.sort_by(|a, b| a.x0.total_cmp(&b.x0));
 
-        // Labels: greedy rows at the bottom of the plot (views and traffic sit higher), left to
-        // right, skipping any that would overlap. When windows outnumber the labels, only
-        // windows wide enough to stand out get one.
+        // Labels: greedy rows in the lane above the plot, left to right, skipping any that
+        // would overlap. When windows outnumber the labels, only windows wide enough to stand
+        // out get one.
         let crowded = bands.len() > MAX_FAULT_LABELS;
-        let mut row_end = [f64::NEG_INFINITY; LABEL_ROWS];
-        let mut labels = String::new();
         let mut labelled = 0;
         for b in &bands {
             if labelled == MAX_FAULT_LABELS {
@@ -335,28 +361,19 @@ impl Plot {
                 continue;
             }
             let text = truncate(&faults[b.labels[0]].label, 28);
-            let w = text.chars().count() as f64 * CHAR_W;
-            let x = (b.x0 + 3.0).min(right - w).max(left);
-            let Some(row) = row_end.iter().position(|&end| end + 6.0 <= x) else {
-                continue;
-            };
-            row_end[row] = x + w;
-            labelled += 1;
-            w!(
-                labels,
-                "<text x=\"{}\" y=\"{}\" fill=\"{}\" font-size=\"10.5\" {HALO}>{}</text>\n",
-                Px(x),
-                Px(SVG_H - BOTTOM - 5.0 - row as f64 * 12.5),
-                b.color,
-                esc(&text)
-            );
+            if self.lane_label(b.x0 - 3.0, b.x0, &text, b.color) {
+                labelled += 1;
+            }
         }
 
         let merged = bands.len() > MERGE_FAULTS_ABOVE;
         if merged {
             let mut out: Vec<Band> = Vec::new();
             for b in bands {
-                if let Some(m) = out.iter_mut().rev().find(|m| m.color == b.color)
+                if let Some(m) = out
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.color == b.color && m.point == b.point)
                     && b.x0 <= m.x1 + 1.0
                 {
                     m.x1 = m.x1.max(b.x1);
@@ -369,6 +386,7 @@ impl Plot {
         }
 
         let mut rects = String::new();
+        let mut points = String::new();
         for b in &bands {
             let title = match b.labels.as_slice() {
                 [one] => faults[*one].label.clone(),
@@ -382,6 +400,18 @@ impl Plot {
                     format!("{} faults: {}{more}", many.len(), names.join(", "))
                 }
             };
+            if b.point {
+                w!(
+                    points,
+                    "<line x1=\"{0}\" x2=\"{0}\" y1=\"{1}\" y2=\"{2}\" stroke=\"{3}\"><title>{4}</title></line>\n",
+                    Px((b.x0 + b.x1) / 2.0),
+                    Px(TOP),
+                    Px(SVG_H - BOTTOM),
+                    b.color,
+                    esc(&truncate(&title, 200))
+                );
+                continue;
+            }
             w!(
                 rects,
                 "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{}</title></rect>\n",
@@ -396,7 +426,12 @@ impl Plot {
         if !rects.is_empty() {
             w!(self.data, "<g fill-opacity=\"0.12\">\n{rects}</g>\n");
         }
-        self.over.push_str(&labels);
+        if !points.is_empty() {
+            w!(
+                self.data,
+                "<g stroke-width=\"1.6\" stroke-opacity=\"0.7\" stroke-dasharray=\"5 3\">\n{points}</g>\n"
+            );
+        }
         Shaded {
             shown,
             labelled,
@@ -408,11 +443,38 @@ impl Plot {
     pub(super) fn finish(self) -> String {
         let (left, right, top, bottom) = (LEFT, SVG_W - RIGHT, TOP, SVG_H - BOTTOM);
         let mut s = String::with_capacity(self.data.len() + self.over.len() + 8 * 1024);
+        // The label lane: as many rows as used, between the title and the plot area, which
+        // moves down by the lane's height.
+        let rows = self.lane.iter().map(|l| l.1 + 1).max().unwrap_or(0);
+        let lane_h = if rows == 0 {
+            0.0
+        } else {
+            rows as f64 * LANE_ROW_H + 2.0
+        };
+        let height = SVG_H + lane_h;
         w!(
             s,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {SVG_W} {SVG_H}\" width=\"{SVG_W}\" height=\"{SVG_H}\" role=\"img\" aria-label=\"{0}\" font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif\" font-size=\"11\">\n<title>{0}</title>\n",
+            "<svg viewBox=\"0 0 {SVG_W} {height}\" width=\"{SVG_W}\" height=\"{height}\" role=\"img\" aria-label=\"{0}\" font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif\" font-size=\"11\">\n<title>{0}</title>\n",
             esc(self.title)
         );
+        for (x, row, text, color, tick) in &self.lane {
+            let y = TOP + *row as f64 * LANE_ROW_H;
+            w!(
+                s,
+                "<text x=\"{}\" y=\"{}\" fill=\"{color}\" font-size=\"10.5\">{}</text>\n<line x1=\"{3}\" x2=\"{3}\" y1=\"{4}\" y2=\"{5}\" stroke=\"{color}\" stroke-opacity=\"0.5\"/>\n",
+                Px(*x),
+                Px(y),
+                esc(text),
+                Px(*tick),
+                Px(y + 2.5),
+                Px(TOP + lane_h)
+            );
+        }
+        if lane_h > 0.0 {
+            w!(s, "<g transform=\"translate(0 {lane_h})\">\n");
+        } else {
+            s.push_str("<g>\n");
+        }
         w!(
             s,
             "<defs><clipPath id=\"{}-clip\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath></defs>\n",
@@ -512,6 +574,7 @@ impl Plot {
         );
         s.push_str("</g>\n");
         s.push_str(&self.over);
+        s.push_str("</g>\n");
 
         // Title and legend (right-aligned, in the top margin).
         w!(
@@ -557,7 +620,3 @@ impl Plot {
         s
     }
 }
-
-/// A white outline behind text drawn over data, for legibility.
-pub(super) const HALO: &str =
-    "stroke=\"#fff\" stroke-width=\"3\" stroke-opacity=\"0.85\" paint-order=\"stroke\"";

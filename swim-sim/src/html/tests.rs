@@ -124,7 +124,7 @@ fn long_runs_stay_small() {
     // Labels are capped, the rest is only shaded.
     let view = &html
         [html.find("View size over time").unwrap()..html.find("Detection latency CDF").unwrap()];
-    assert!(view.matches(HALO).count() <= MAX_FAULT_LABELS);
+    assert!(view.matches("font-size=\"10.5\"").count() <= MAX_FAULT_LABELS);
     assert!(html.contains("… and 300 more"));
 }
 
@@ -274,4 +274,151 @@ fn write_sample_page() {
     many.invariant_violations = 1;
     std::fs::write("/tmp/report-sample-many.html", render(&many)).unwrap();
     std::fs::write("/tmp/report-sample-empty.html", render(&Report::default())).unwrap();
+}
+
+/// Checks that `html` is well-formed and self-contained: every element closed in order (void
+/// elements excepted), attributes quoted, no script, no external resource or URL.
+pub(super) fn check_page(html: &str) -> Result<(), String> {
+    const VOID: &[&str] = &["meta", "br", "hr", "img", "input", "link", "wbr"];
+    for bad in [
+        "http://", "https://", "//cdn", "<script", "<link", "<img", "url(http", "@import",
+    ] {
+        if let Some(i) = html.find(bad) {
+            return Err(format!("external or scripted content {bad:?} at byte {i}"));
+        }
+    }
+    if !html.starts_with("<!DOCTYPE html>") {
+        return Err("no doctype".into());
+    }
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = html;
+    let mut offset = 0;
+    while let Some(i) = rest.find('<') {
+        let at = offset + i;
+        let tail = &rest[i..];
+        let end = tail
+            .find('>')
+            .ok_or_else(|| format!("unterminated tag at byte {at}"))?;
+        let tag = &tail[1..end];
+        let step = i + end + 1;
+        offset += step;
+        rest = &rest[step..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        // In <style>, skip to its end tag (CSS holds '>' characters).
+        if tag == "style" {
+            let close = rest.find("</style>").ok_or("unclosed <style>")?;
+            offset += close + "</style>".len();
+            rest = &rest[close + "</style>".len()..];
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            match stack.pop() {
+                Some(open) if open == name => {}
+                other => return Err(format!("</{name}> at byte {at} closes {other:?}")),
+            }
+            continue;
+        }
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if name.is_empty() {
+            return Err(format!("bad tag {tag:?} at byte {at}"));
+        }
+        if !tag.matches('"').count().is_multiple_of(2) {
+            return Err(format!("unbalanced quotes in <{tag}> at byte {at}"));
+        }
+        let attrs = &tag[name.len()..];
+        if attrs.contains("='") || attrs.split('"').step_by(2).any(|s| s.contains("= ")) {
+            return Err(format!("unquoted attribute in <{tag}> at byte {at}"));
+        }
+        if !(tag.ends_with('/') || VOID.contains(&name.as_str())) {
+            stack.push(name);
+        }
+    }
+    if let Some(open) = stack.pop() {
+        return Err(format!("<{open}> never closed"));
+    }
+    if html.contains("NaN") || html.contains("inf<") || html.contains("=\"inf") {
+        return Err("a non-finite number is printed".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn the_checker_finds_broken_pages() {
+    let page = |body: &str| format!("<!DOCTYPE html>\n<html><body>{body}</body></html>");
+    assert_eq!(check_page(&page("<p>a<br>b</p><svg><rect/></svg>")), Ok(()));
+    assert!(check_page(&page("<p>a<b>b</p></b>")).is_err());
+    assert!(check_page(&page("<div>")).is_err());
+    assert!(check_page(&page("<img src=\"https://x/y.png\">")).is_err());
+    assert!(check_page(&page("<a href=\"x>y</a>")).is_err());
+}
+
+/// Every built-in scenario's page, from a short run of a small cluster, is well-formed and
+/// self-contained, and shows every section the run has figures for.
+#[test]
+fn every_built_in_scenario_renders_a_well_formed_self_contained_page() {
+    use crate::scenario::{BUILT_IN, Knobs};
+    use crate::{RunOptions, Scenario, run};
+    for (i, name) in BUILT_IN.iter().enumerate() {
+        let seed = 5 + i as u64;
+        let knobs = Knobs {
+            nodes: 12,
+            duration: std::time::Duration::from_secs(40),
+            ..Knobs::default()
+        };
+        let scenario = Scenario::built_in(name, &knobs, seed)
+            .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
+        let report = run(&scenario, seed, RunOptions::default());
+        let html = render(&report);
+        if let Err(e) = check_page(&html) {
+            panic!("scenario {name}, seed {seed}: {e}");
+        }
+        for section in [
+            "Failure detection",
+            "Deaths: expected and false",
+            "Views and leader",
+            "Configuration",
+            "View size over time",
+        ] {
+            assert!(
+                html.contains(section),
+                "scenario {name}, seed {seed}: no {section}"
+            );
+        }
+        assert_eq!(
+            html.contains("Replicated state"),
+            report.state.is_some(),
+            "scenario {name}, seed {seed}"
+        );
+        assert!(
+            html.contains(&format!("Config::{}()", report.run.config_preset)),
+            "scenario {name}, seed {seed}: no preset"
+        );
+    }
+}
+
+/// The comparison page is well-formed and self-contained too.
+#[test]
+fn the_comparison_page_is_well_formed() {
+    use crate::compare::compare;
+    let mut a = realistic(50, 3, 20);
+    a.run.config_preset = "lan".into();
+    let mut b = a.clone();
+    b.detection.first_dead_ms.p50 = Some(9000.0);
+    b.run.config_changes.push(crate::report::ConfigChange {
+        field: "probe_interval".into(),
+        value: "\"700ms\"".into(),
+        preset: "\"1s\"".into(),
+    });
+    let json = |r: &Report| serde_json::from_str::<serde_json::Value>(&r.to_json()).unwrap();
+    let c = compare(["a <1>.json".into(), "b.json".into()], &json(&a), &json(&b));
+    let html = render_comparison(&c);
+    check_page(&html).unwrap();
+    assert!(html.contains("a &lt;1&gt;.json"));
+    assert!(html.contains("Headline figures"));
+    assert!(html.contains("probe_interval") && html.contains("(preset)"));
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use swim_proto::Instant;
 
 use crate::net::{Network, Partition};
-use crate::report::{FalseDeathCount, FalseDeaths};
+use crate::report::{FalseDeathCount, FalseDeaths, SideDeaths};
 use crate::scenario::NodeId;
 
 /// How long an observer must have been able to reach a running victim before a death of it
@@ -71,6 +71,10 @@ pub(crate) struct Classifier {
     faulty: Vec<bool>,
     any_faulty: bool,
     counts: [(u64, BTreeSet<NodeId>); 6],
+    // issue 16: unexpected false deaths by side of the latest partition.
+    /// Kinds (a), (b) and (d) after a partition started, by the victim's side (group) of the
+    /// latest partition: events, victims, and the side's size.
+    by_side: std::collections::BTreeMap<u16, (u64, BTreeSet<NodeId>, u32)>,
 }
 
 impl Classifier {
@@ -86,6 +90,7 @@ impl Classifier {
             faulty: vec![false; n],
             any_faulty: false,
             counts: Default::default(),
+            by_side: Default::default(),
         }
     }
 
@@ -173,7 +178,50 @@ impl Classifier {
         let (events, victims) = &mut self.counts[kind as usize];
         *events += 1;
         victims.insert(victim);
+        if matches!(
+            kind,
+            Kind::Reachable | Kind::Restarted | Kind::HealthyInFaultyRun
+        ) {
+            self.count_side(now, victim);
+        }
         kind
+    }
+
+    /// The latest partition started at or before `now` (active or healed), if any.
+    fn latest_partition(&self, now: Instant) -> Option<&Partition> {
+        self.history
+            .iter()
+            .rev()
+            .filter(|r| r.from <= now)
+            .find_map(|r| r.partitions.last())
+    }
+
+    /// Counts an unexpected false death of `victim` under its side of the latest partition.
+    fn count_side(&mut self, now: Instant, victim: NodeId) {
+        let Some(p) = self.latest_partition(now) else {
+            return;
+        };
+        let side = p.group[victim as usize];
+        let size = p.group.iter().filter(|&&g| g == side).count() as u32;
+        let (events, victims, nodes) = self.by_side.entry(side).or_default();
+        *events += 1;
+        victims.insert(victim);
+        *nodes = size;
+    }
+
+    /// Unexpected false deaths by side of the latest partition, sides in order.
+    pub(crate) fn by_side(&self) -> Vec<SideDeaths> {
+        self.by_side
+            .iter()
+            .map(|(&side, (events, victims, nodes))| SideDeaths {
+                side: u32::from(side),
+                nodes: *nodes,
+                deaths: FalseDeathCount {
+                    events: *events,
+                    victims: victims.len() as u64,
+                },
+            })
+            .collect()
     }
 
     pub(crate) fn report(&self) -> FalseDeaths {
@@ -295,5 +343,27 @@ mod tests {
         );
         assert_eq!((r.reachable.events, r.reachable.victims), (2, 2));
         assert_eq!(r.restarted.events, 0);
+    }
+
+    #[test]
+    fn unexpected_deaths_are_split_by_the_victims_side_of_the_latest_partition() {
+        let mut c = split_timeline();
+        c.record(at(5.0), 1, 3); // before any partition: no side
+        c.record(at(25.0), 1, 3); // same side, during the split: side 0
+        c.record(at(25.0), 8, 6); // side 1
+        c.record(at(26.0), 9, 6);
+        c.record(at(25.0), 1, 7); // across: expected, not counted by side
+        let sides = c.by_side();
+        assert_eq!(sides.len(), 2);
+        assert_eq!((sides[0].side, sides[0].nodes), (0, 5));
+        assert_eq!((sides[0].deaths.events, sides[0].deaths.victims), (1, 1));
+        assert_eq!(
+            (
+                sides[1].side,
+                sides[1].deaths.events,
+                sides[1].deaths.victims
+            ),
+            (1, 2, 1)
+        );
     }
 }

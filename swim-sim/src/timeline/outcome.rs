@@ -103,6 +103,8 @@ impl Timeline<'_> {
             violation,
             false_deaths: self.metrics.deaths.report(),
             crashes: self.metrics.crash_chains(),
+            run: crate::run_info::of(scenario),
+            false_deaths_by_side: self.metrics.deaths.by_side(),
             faults: std::mem::take(&mut self.metrics.faults),
             series: std::mem::take(&mut self.metrics.series),
             detection_samples_ms: samples,
