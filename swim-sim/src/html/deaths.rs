@@ -32,7 +32,7 @@ pub(super) fn crash_chains(out: &mut String, r: &Report) {
     let x = |ms: f64| (ms.max(0.0) / longest * BAR_W).min(BAR_W);
     w!(
         out,
-        "<details open><summary>Detection chain per crash ({}): <span class=\"sw\" style=\"background:{SUSPECT}\"></span>suspected somewhere <span class=\"sw\" style=\"background:{DEAD}\"></span>dead somewhere <span class=\"sw\" style=\"background:{EVERYWHERE}\"></span>dead everywhere (bar: 0 to {})</summary><table>\n",
+        "<details open><summary>Detection chain per crash ({})</summary><p class=\"caption\">From each crash: <span class=\"sw\" style=\"background:{SUSPECT}\"></span>suspected somewhere <span class=\"sw\" style=\"background:{DEAD}\"></span>dead somewhere <span class=\"sw\" style=\"background:{EVERYWHERE}\"></span>dead at every observer. Every bar runs from 0 to {}, one scale for all.</p><div class=\"scroll\"><table>\n",
         fmt_count(r.crashes.len() as u64),
         fmt_ms(Some(longest))
     );
@@ -83,7 +83,7 @@ pub(super) fn crash_chains(out: &mut String, r: &Report) {
             fmt_count((r.crashes.len() - MAX_ROWS) as u64)
         );
     }
-    out.push_str("</tbody></table></details>\n");
+    out.push_str("</tbody></table></div></details>\n");
 }
 
 #[cfg(test)]

@@ -78,8 +78,27 @@ fn summary_row(out: &mut String, name: &str, s: &Summary, of: &str) {
         fmt_ms(s.p99),
         fmt_ms(s.max),
         fmt_count(s.count as u64),
-        esc(of)
+        esc(&if s.count == 1 {
+            singular(of)
+        } else {
+            of.to_string()
+        })
     );
+}
+
+/// "crashes (…)" → "crash (…)", "pairs" → "pair": the first word of a sample description in
+/// the singular, for a count of one.
+fn singular(of: &str) -> String {
+    let (word, rest) = of.split_once(' ').map_or((of, ""), |(w, r)| (w, r));
+    let one = match word {
+        "crashes" => "crash",
+        w => w.strip_suffix('s').unwrap_or(w),
+    };
+    if rest.is_empty() {
+        one.to_string()
+    } else {
+        format!("{one} {rest}")
+    }
 }
 
 /// Closes a [`summary_card`], after any extra full-width rows.
@@ -128,7 +147,7 @@ fn detection_card(out: &mut String, r: &Report) {
             (
                 "dead at each observer",
                 &d.all_dead_ms,
-                "(crash, observer) pairs",
+                "pairs (crash, observer)",
             ),
             ("dead at every observer", &d.dead_everywhere_ms, "crashes"),
         ],
@@ -251,7 +270,7 @@ fn views_card(out: &mut String, r: &Report) {
             (
                 "stable view and leader",
                 &r.stable_view_ms,
-                "membership changes (time until every live node reports the same view and leader)",
+                "changes of membership (time until every live node reports the same view and leader)",
             ),
             (
                 "heal per node",
