@@ -223,7 +223,11 @@ impl<A: Address> Node<A> {
                     new,
                     cause: ChangeCause::Remote,
                 }));
-                self.spread_entry(k, out);
+                if member {
+                    // A non-member's entries are not gossiped on (no amplification of forged
+                    // entries, issue 13); anti-entropy still carries them.
+                    self.spread_entry(k, out);
+                }
             }
             Applied::NotNewer => self.stats.state.not_newer += 1,
             Applied::Stale => self.stats.state.stale += 1,
