@@ -222,3 +222,179 @@ fn a_stamp_from_the_future_cannot_pin_a_key() {
     });
     assert!(ok, "seed {seed}: the later honest write was lost");
 }
+
+// ---------------------------------------------------------------- hostile stamps, by proptest
+
+use proptest::prelude::*;
+
+/// One step of a proptest run.
+#[derive(Clone, Debug)]
+enum Op {
+    /// Node `node` publishes `value` under its own key `k{key}` (keys are per node, so the
+    /// last write of a key is well defined: its origin's clock only grows).
+    Honest { node: usize, key: u8, value: u8 },
+    /// A forged entry stamped far in the future (`version` or `seq` beyond
+    /// `max_version_jump`), under a member's name or a forged one, on an honest key or not.
+    Future {
+        at: usize,
+        origin: usize,
+        key: u8,
+        version: u64,
+        seq: u64,
+        watermark: u64,
+    },
+    /// Junk from a forged origin with a plausible stamp, on keys no honest node writes.
+    Junk { at: usize, origin: u16, n: u16 },
+    /// Time passes.
+    Wait { ms: u16 },
+}
+
+const NODES: usize = 3;
+
+fn far() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), (1u64 << 33)..u64::MAX]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..NODES, 0..4u8, any::<u8>())
+            .prop_map(|(node, key, value)| Op::Honest { node, key, value }),
+        2 => (0..NODES, 0..NODES + 1, 0..4u8, far(), prop_oneof![Just(1u64), far()], prop_oneof![Just(0u64), far()])
+            .prop_map(|(at, origin, key, version, seq, watermark)| {
+                // At least one of the stamps is from the future.
+                let (version, seq) = if seq == 1 { (version, 1) } else { (1, seq) };
+                Op::Future { at, origin, key, version, seq, watermark }
+            }),
+        1 => (0..NODES, any::<u16>(), 1..400u16).prop_map(|(at, origin, n)| Op::Junk { at, origin, n }),
+        2 => (0..2_000u16).prop_map(|ms| Op::Wait { ms }),
+    ]
+}
+
+fn run_ops(seed: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut cfg = config();
+    cfg.state.max_entries = 1_000;
+    cfg.state.max_origins = 256;
+    let mut c = Cluster::joined(NODES, cfg.clone(), seed);
+    let names: Vec<String> = (0..NODES as Addr).map(|a| c.name(a).to_string()).collect();
+    let mut last: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut futures = 0u64;
+    for op in ops {
+        match *op {
+            Op::Honest { node, key, value } => {
+                let k = format!("n{node}-k{key}");
+                publish(&mut c, node as Addr, &k, &[value]);
+                last.insert(k, vec![value]);
+            }
+            Op::Future {
+                at,
+                origin,
+                key,
+                version,
+                seq,
+                watermark,
+            } => {
+                let origin = names
+                    .get(origin)
+                    .cloned()
+                    .unwrap_or_else(|| "forged".into());
+                let k = format!("n{}-k{key}", at);
+                let group = DeltaGroup {
+                    ty: "real",
+                    origin: &origin,
+                    watermark,
+                    entries: vec![(k.as_str(), version, seq, Some(&b"forged"[..]))],
+                };
+                c.input(
+                    at as Addr,
+                    Input::Stream {
+                        from: ATTACKER,
+                        bytes: deltas(vec![group]),
+                    },
+                );
+                futures += 1;
+            }
+            Op::Junk { at, origin, n } => {
+                let origin = format!("forged-{origin}");
+                let keys: Vec<String> = (0..n).map(|i| format!("{origin}-{i}")).collect();
+                let entries = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (k.as_str(), i as u64 + 1, i as u64 + 1, Some(&b"junk"[..])))
+                    .collect();
+                let group = DeltaGroup {
+                    ty: "junk",
+                    origin: &origin,
+                    watermark: n.into(),
+                    entries,
+                };
+                c.input(
+                    at as Addr,
+                    Input::Stream {
+                        from: ATTACKER,
+                        bytes: deltas(vec![group]),
+                    },
+                );
+            }
+            Op::Wait { ms } => c.run_for(Duration::from_millis(ms.into())),
+        }
+    }
+    let settled = c.run_until_true(secs(30), Duration::from_millis(250), |c| {
+        last.iter().all(|(k, v)| everyone_has(c, k, v))
+    });
+    let views: Vec<Vec<(String, Option<Vec<u8>>)>> = c
+        .running()
+        .iter()
+        .map(|&a| {
+            c.node(a)
+                .unwrap()
+                .state_iter("real")
+                .map(|(k, e)| (k.key().to_string(), e.value.as_deref().map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .collect();
+    prop_assert!(
+        settled,
+        "seed {seed}: an honest write was lost or never arrived: {views:?}"
+    );
+    prop_assert!(
+        views.windows(2).all(|w| w[0] == w[1]),
+        "seed {seed}: honest replicas differ: {views:?}"
+    );
+    let (share, _, _) = cfg.state.non_member_quota();
+    let mut refused = 0;
+    for a in c.running() {
+        let n = c.node(a).unwrap();
+        let s = n.stats().state;
+        refused += s.rejected_future;
+        prop_assert!(
+            s.entries as usize <= cfg.state.max_entries,
+            "seed {seed}: entries bound"
+        );
+        prop_assert!(junk_held(&c, a) <= share, "seed {seed}: non-member share");
+        prop_assert!(
+            n.state_clock() < 1 << 32,
+            "seed {seed}: the clock did not jump"
+        );
+        n.check_invariants();
+    }
+    prop_assert!(
+        refused >= futures,
+        "seed {seed}: every future stamp refused and counted"
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Issue 13: under hostile stamps (from the future, under members' names or forged ones)
+    /// and junk from forged origins, honest replicas converge, no honest write is lost, and
+    /// every bound holds.
+    #[test]
+    fn honest_replicas_converge_under_hostile_stamps(
+        seed in 1u64..1_000,
+        ops in prop::collection::vec(op(), 1..40),
+    ) {
+        run_ops(seed, &ops)?;
+    }
+}
