@@ -343,6 +343,19 @@ pub struct StateStats {
     pub expired: u64,
     /// Own entries re-stamped (after a restart or a false death).
     pub restamped: u64,
+    // Abuse resistance (issue 13).
+    /// Remote entries and watermarks refused as stamps from the future
+    /// (`StateConfig::max_version_jump`).
+    pub rejected_future: u64,
+    /// Remote entries refused at their origin's fair share (`StateConfig::origin_share_percent`).
+    pub rejected_quota: u64,
+    /// Remote entries and watermarks of non-member origins refused at their share
+    /// (`StateConfig::non_member_share_percent`).
+    pub rejected_non_member: u64,
+    /// Remote entries and watermarks refused at `StateConfig::max_origins`.
+    pub rejected_origins: u64,
+    /// Entries deleted because their origin was not a member for `StateConfig::non_member_ttl`.
+    pub non_member_expired: u64,
 }
 
 // --- protocol stats with timings (issue 14, ringpop's ProtocolStats) ---

@@ -14,6 +14,7 @@
 //! | [`decode`] | raw bytes to the datagram and stream decoders | no panic; what decodes re-encodes and decodes equal |
 //! | [`roundtrip`] | an arbitrary message, stream header and updates, encoded | decodes equal; a cut or extended packet is rejected |
 //! | [`node_inputs`] | up to [`MAX_STEPS`] inputs, raw and crafted, into one node (plaintext or encrypting) | no panic; node invariants after every step |
+//! | [`node_inputs_wide`] | the same, into a node whose state store has the production bounds | the same |
 //! | [`sim`] | a seed for a small simulated cluster with a random fault mix | no safety violation |
 
 use std::borrow::Cow;
@@ -187,7 +188,21 @@ enum Stimulus<'a> {
         entries: Vec<StateClaim<'a>>,
         sync: Option<SyncClaim>,
     },
+    // State abuse (issue 13).
+    /// An anti-entropy message from up to [`MAX_STATE_FLOOD`] fresh origins (`sflood-N`), each
+    /// with one to four entries stamped just above the node's clock: enough, in a few steps, to
+    /// pass `max_origins` and `max_entries` with the production bounds of
+    /// [`node_inputs_wide`].
+    StateFlood {
+        from: u8,
+        first: u16,
+        origins: u16,
+        per_origin: u8,
+    },
 }
+
+/// Most origins in one [`Stimulus::StateFlood`].
+const MAX_STATE_FLOOD: u16 = 4_000;
 
 /// A state entry about [`STATE_TYPES`], [`STATE_KEYS`] and [`NAMES`] as origins.
 #[derive(Debug, Arbitrary)]
@@ -354,11 +369,23 @@ struct NodeCase {
 /// of its keys, when it encrypts) and decodes, and the outputs end with exactly one `TickAt`,
 /// later than `now`.
 pub fn node_inputs(data: &[u8]) {
+    run_node_inputs(data, false);
+}
+
+/// [`node_inputs`] with the production bounds of the replicated state (`StateConfig`'s
+/// defaults: 100,000 entries, 65,536 origins, 8,192 queued entries), so floods of state
+/// origins ([`Stimulus::StateFlood`]) reach the paths where the store is at its bounds
+/// (issue 13). Same checks.
+pub fn node_inputs_wide(data: &[u8]) {
+    run_node_inputs(data, true);
+}
+
+fn run_node_inputs(data: &[u8], wide: bool) {
     let mut u = Unstructured::new(data);
     let (Ok(seed), Ok(encrypted)) = (u64::arbitrary(&mut u), bool::arbitrary(&mut u)) else {
         return;
     };
-    let mut case = NodeCase::new(seed, encrypted);
+    let mut case = NodeCase::new(seed, encrypted, wide);
     for _ in 0..MAX_STEPS {
         if u.is_empty() {
             break;
@@ -371,14 +398,17 @@ pub fn node_inputs(data: &[u8]) {
 }
 
 impl NodeCase {
-    fn new(seed: u64, encrypted: bool) -> Self {
+    /// A node with small caps; with `wide`, the state store keeps its production bounds.
+    fn new(seed: u64, encrypted: bool, wide: bool) -> Self {
         let mut config = Config::local();
         config.max_members = 64;
         config.max_broadcast_queue = 32;
         config.max_pending_relays = 8;
-        config.state.max_entries = 6;
-        config.state.max_queue = 16;
-        config.state.max_origins = 16;
+        if !wide {
+            config.state.max_entries = 6;
+            config.state.max_queue = 16;
+            config.state.max_origins = 16;
+        }
         config.state.tombstone_ttl = Duration::from_secs(5);
         config.state.types =
             vec![StateTypeConfig::new("t1").expire_after_origin_failure(Duration::from_secs(2))];
@@ -482,7 +512,58 @@ impl NodeCase {
                 entries,
                 sync,
             } => self.state_input(from, &entries, sync.as_ref()),
+            Stimulus::StateFlood {
+                from,
+                first,
+                origins,
+                per_origin,
+            } => self.state_flood(
+                from,
+                first,
+                origins % (MAX_STATE_FLOOD + 1),
+                per_origin % 4 + 1,
+            ),
         }
+    }
+
+    /// An anti-entropy message with `per_origin` entries from each of `origins` fresh origins.
+    fn state_flood(&mut self, from: u8, first: u16, origins: u16, per_origin: u8) -> Input<u8> {
+        let clock = self.node.state_clock();
+        let names: Vec<String> = (0..origins)
+            .map(|i| format!("sflood-{}", first.wrapping_add(i)))
+            .collect();
+        let per = usize::from(per_origin);
+        let keys: Vec<String> = names
+            .iter()
+            .flat_map(|o| (1..=per).map(move |j| format!("{o}/{j}")))
+            .collect();
+        let groups = names
+            .iter()
+            .zip(keys.chunks(per))
+            .map(|(o, keys)| wire::DeltaGroup {
+                ty: STATE_TYPES[0],
+                origin: o,
+                watermark: u64::from(per_origin),
+                entries: (1..=u64::from(per_origin))
+                    .zip(keys)
+                    .map(|(j, k)| (k.as_str(), clock + j, j, Some(&b"f"[..])))
+                    .collect(),
+            })
+            .collect();
+        let body = wire::StateSync {
+            groups,
+            ..wire::StateSync::default()
+        };
+        let header = StreamHeader {
+            kind: StreamKind::State {
+                phase: wire::SyncPhase::Deltas,
+            },
+            sender: name(from),
+            sender_addr: from,
+        };
+        let bytes = wire::encode_stream_with_state(&self.label, &header, &[], &body);
+        let bytes = self.seal(bytes);
+        Input::Stream { from, bytes }
     }
 
     /// A datagram or anti-entropy message with crafted state entries; versions are relative to
@@ -826,7 +907,7 @@ mod tests {
     #[test]
     fn crafted_inputs_reach_the_protocol() {
         for encrypted in [false, true] {
-            let mut case = NodeCase::new(7, encrypted);
+            let mut case = NodeCase::new(7, encrypted, false);
             let flood = Stimulus::Flood {
                 from: 9,
                 first: 0,
@@ -881,7 +962,7 @@ mod tests {
     #[test]
     fn answers_complete_a_join() {
         for encrypted in [false, true] {
-            let mut case = NodeCase::new(3, encrypted);
+            let mut case = NodeCase::new(3, encrypted, false);
             let join = Input::Command(swim_proto::Command::Join { seeds: vec![5] });
             step(&mut case, 0, Stimulus::Input(join));
             let i = case
@@ -904,12 +985,36 @@ mod tests {
         }
     }
 
+    /// With the production bounds, a few state floods pass `max_origins` and fill the
+    /// non-members' share; the store stays within its bounds (checked after every step).
+    #[test]
+    fn state_floods_reach_the_production_bounds() {
+        let mut case = NodeCase::new(11, false, true);
+        for k in 0..3u16 {
+            let flood = Stimulus::StateFlood {
+                from: 9,
+                first: k * MAX_STATE_FLOOD,
+                origins: MAX_STATE_FLOOD,
+                per_origin: 1,
+            };
+            step(&mut case, 10, flood);
+        }
+        let s = case.node.stats().state;
+        assert!(s.rejected_non_member > 0, "{s:?}");
+        assert!(
+            s.applied >= 6_000,
+            "the flood got in up to its share: {s:?}"
+        );
+        assert!(s.origins <= 65_536, "{s:?}");
+    }
+
     #[test]
     fn every_input_is_a_valid_case() {
         for data in [&[][..], &[0], &[0xff; 64], b"arbitrary bytes, any length"] {
             decode(data);
             roundtrip(data);
             node_inputs(data);
+            node_inputs_wide(data);
         }
         sim(&[]);
     }

@@ -76,6 +76,11 @@ fn node_inputs_corpus() {
 }
 
 #[test]
+fn node_inputs_wide_corpus() {
+    replay("node_inputs_wide", fuzz::node_inputs_wide);
+}
+
+#[test]
 fn sim_corpus() {
     replay("sim", fuzz::sim);
 }

@@ -255,6 +255,7 @@ fn restarted_node_writes_win_over_its_previous_life() {
 fn publish_past_the_bound_is_rejected_and_changes_nothing() {
     let mut cfg = config();
     cfg.state.max_entries = 3;
+    cfg.state.origin_share_percent = 100; // one node alone: its fair share is the whole store
     let mut c = Cluster::new(1, cfg, 16);
     for i in 0..3 {
         publish(&mut c, 0, "t", &format!("k{i}"), b"x");

@@ -89,6 +89,33 @@ pub struct StateConfig {
     pub store_unlisted: bool,
     /// Per-type switches. Default none.
     pub types: Vec<StateTypeConfig>,
+    // Abuse resistance (issue 13, `docs/security.md`).
+    /// Largest step, above this node's Lamport clock, that a remote entry's version may take
+    /// (and, above this node's watermark for the origin, a remote sequence number or
+    /// watermark). A stamp further ahead is a stamp from the future (forged, such as
+    /// `u64::MAX`, which would outrank every later write to the key for good): refused and
+    /// counted (`Stats::state.rejected_future`). Honest clocks only get this far apart after
+    /// this many writes made without any exchange. Default 4,294,967,296 (2^32) writes.
+    pub max_version_jump: u64,
+    /// Fair share of one origin: the most entries and bytes one origin's writes may take, in
+    /// percent of `max_entries` and `max_total_bytes` (at least one entry), so one origin
+    /// cannot fill the store for everyone. A remote entry past it is refused and counted
+    /// (`Stats::state.rejected_quota`); a local publish past it fails with
+    /// `StateError::OriginQuota`. Default 50 %; 1 to 100.
+    pub origin_share_percent: u8,
+    /// Share of origins that are not members (not in this node's member table: forged
+    /// names, or nodes not yet learned or already removed), in percent of `max_entries`,
+    /// `max_total_bytes` and `max_origins` for all of them together. Past it their new entries
+    /// are refused and counted (`Stats::state.rejected_non_member`) and anti-entropy delivers
+    /// them again once the origin is a member. Default 10 %; 1 to 100.
+    pub non_member_share_percent: u8,
+    /// How long entries of an origin that is not a member are kept: checked this long after
+    /// the origin was first seen, or after it failed or left; an origin then absent from the
+    /// member table has its entries deleted here (`ChangeCause::Expired`,
+    /// `Stats::state.non_member_expired`), one still listed but down is checked again after as
+    /// long. Default 10 min.
+    #[serde(with = "duration")]
+    pub non_member_ttl: Duration,
 }
 
 /// Per-state-type switches.
@@ -105,6 +132,11 @@ pub struct StateTypeConfig {
     /// after this delay (cancelled if the origin comes back). Default none (entries stay).
     #[serde(default, with = "duration::option")]
     pub expire_after_origin_failure: Option<Duration>,
+}
+
+/// `pct` percent of `x`, rounded down.
+fn percent(x: usize, pct: u8) -> usize {
+    (x as u128 * u128::from(pct) / 100) as usize
 }
 
 fn yes() -> bool {
@@ -148,6 +180,10 @@ impl Default for StateConfig {
             max_origins: 65_536,
             store_unlisted: true,
             types: Vec::new(),
+            max_version_jump: 1 << 32,
+            origin_share_percent: 50,
+            non_member_share_percent: 10,
+            non_member_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -163,6 +199,26 @@ impl StateConfig {
             Some(t) => t.store,
             None => self.store_unlisted,
         }
+    }
+
+    /// The most entries and bytes one origin may hold (`origin_share_percent`).
+    pub fn origin_quota(&self) -> (usize, usize) {
+        let pct = self.origin_share_percent;
+        (
+            percent(self.max_entries, pct).max(1),
+            percent(self.max_total_bytes, pct),
+        )
+    }
+
+    /// The most entries, bytes and `(type, origin)` watermarks all origins that are not
+    /// members may hold together (`non_member_share_percent`).
+    pub fn non_member_quota(&self) -> (usize, usize, usize) {
+        let pct = self.non_member_share_percent;
+        (
+            percent(self.max_entries, pct).max(1),
+            percent(self.max_total_bytes, pct),
+            percent(self.max_origins, pct).max(1),
+        )
     }
 
     /// The expiry delay for orphaned entries of type `ty`, if configured.
@@ -213,6 +269,30 @@ impl StateConfig {
         )?;
         range("state.max_queue", self.max_queue as u64, 16, 1 << 24)?;
         range("state.max_origins", self.max_origins as u64, 16, 1 << 24)?;
+        range(
+            "state.max_version_jump",
+            self.max_version_jump,
+            1,
+            u64::MAX / 2,
+        )?;
+        range(
+            "state.origin_share_percent",
+            self.origin_share_percent.into(),
+            1,
+            100,
+        )?;
+        range(
+            "state.non_member_share_percent",
+            self.non_member_share_percent.into(),
+            1,
+            100,
+        )?;
+        if self.non_member_ttl.is_zero() {
+            return Err(ConfigError::new(
+                "state.non_member_ttl",
+                "must be greater than zero",
+            ));
+        }
         for (i, t) in self.types.iter().enumerate() {
             if t.name.is_empty() || t.name.len() > MAX_STATE_TYPE_LEN {
                 return Err(ConfigError::new(

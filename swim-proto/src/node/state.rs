@@ -9,7 +9,7 @@ use super::timers::{Timer, TimerKind};
 use super::{Address, Node};
 use crate::io::{CommandError, Event, Output, StateWrite};
 use crate::member::{MemberState, NodeName};
-use crate::state::{Applied, ChangeCause, StateEntry, StateError, StateKey};
+use crate::state::{Applied, ChangeCause, Refusal, StateEntry, StateError, StateKey};
 use crate::stats::DropReason;
 use crate::wire::{self, DeltaGroup, StateSync, StateUpdate, SyncPhase};
 
@@ -104,12 +104,19 @@ impl<A: Address> Node<A> {
         let cfg = &self.config.state;
         let mut new_keys = 0usize;
         let mut added_bytes = 0usize;
+        let (own_entries, own_bytes) = self.state.origin_use(self.local.name.as_str());
+        let (quota_entries, quota_bytes) = cfg.origin_quota();
+        let mut taken = 0usize;
         for (index, (w, delete)) in writes.iter().enumerate() {
             let len = if *delete { 0 } else { w.value.len() };
             self.check_write(&w.ty, &w.key, len)
                 .map_err(|error| CommandError::State { index, error })?;
-            if self.state.get(&w.ty, &w.key).is_none() {
+            let held = self.state.get(&w.ty, &w.key);
+            if held.is_none() {
                 new_keys += 1;
+            }
+            if held.is_none_or(|e| e.origin != self.local.name) {
+                taken += 1;
             }
             added_bytes += w.ty.len() + w.key.len() + len;
             let full = if self.state.len() + new_keys > cfg.max_entries {
@@ -119,6 +126,11 @@ impl<A: Address> Node<A> {
             } else if self.state.bytes() + added_bytes > cfg.max_total_bytes {
                 Some(StateError::TooManyBytes {
                     max: cfg.max_total_bytes,
+                })
+            } else if own_entries + taken > quota_entries || own_bytes + added_bytes > quota_bytes {
+                Some(StateError::OriginQuota {
+                    max_entries: quota_entries,
+                    max_bytes: quota_bytes,
                 })
             } else {
                 None
@@ -167,13 +179,33 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Merges one remote entry; on a change, reports it and passes it on by gossip.
-    pub(super) fn apply_state(&mut self, w: StateUpdate<'_>, out: &mut Vec<Output<A>>) {
+    /// Whether `origin` is in the member table (or is this node): entries of other origins
+    /// count towards the non-members' share and expire (issue 13).
+    pub(super) fn is_state_member(&self, origin: &str) -> bool {
+        origin == self.local.name.as_str() || self.members.get(origin).is_some()
+    }
+
+    /// Counts a refusal by an abuse bound.
+    pub(super) fn count_refusal(&mut self, r: Refusal) {
+        let s = &mut self.stats.state;
+        match r {
+            Refusal::Future => s.rejected_future += 1,
+            Refusal::Quota => s.rejected_quota += 1,
+            Refusal::NonMember => s.rejected_non_member += 1,
+            Refusal::Origins => s.rejected_origins += 1,
+        }
+    }
+
+    /// Merges one remote entry; on a change, reports it and passes it on by gossip. Returns
+    /// whether the entry was refused by a bound (so it must not be counted as delivered).
+    pub(super) fn apply_state(&mut self, w: StateUpdate<'_>, out: &mut Vec<Output<A>>) -> bool {
         self.stats.state.received += 1;
         let (ty, key) = (w.ty, w.key);
+        let member = self.is_state_member(w.origin);
         let r = self
             .state
-            .apply(&self.config.state, &self.local.name, w, self.now);
+            .apply(&self.config.state, &self.local.name, w, member, self.now);
+        self.watch_new_origins();
         match r {
             Applied::Changed(old) => {
                 self.stats.state.applied += 1;
@@ -191,15 +223,69 @@ impl<A: Address> Node<A> {
                     new,
                     cause: ChangeCause::Remote,
                 }));
-                self.spread_entry(k, out);
+                if member {
+                    // A non-member's entries are not gossiped on (no amplification of forged
+                    // entries, issue 13); anti-entropy still carries them.
+                    self.spread_entry(k, out);
+                }
             }
             Applied::NotNewer => self.stats.state.not_newer += 1,
             Applied::Stale => self.stats.state.stale += 1,
             Applied::NotStored => self.stats.state.not_stored += 1,
-            Applied::Full => self.stats.state.rejected_full += 1,
+            Applied::Full => {
+                self.stats.state.rejected_full += 1;
+                return true;
+            }
             Applied::Refuted(k) => {
                 self.stats.state.restamped += 1;
                 self.spread_entry(k, out);
+            }
+            Applied::Refused(r) => {
+                self.count_refusal(r);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Schedules the membership check of origins first seen as non-members.
+    pub(super) fn watch_new_origins(&mut self) {
+        for origin in self.state.take_fresh_guests() {
+            self.watch_origin(&origin);
+        }
+    }
+
+    fn watch_origin(&mut self, origin: &NodeName) {
+        let at = self.now + self.config.state.non_member_ttl;
+        if self.state.watch(origin.as_str(), at) {
+            self.timers.push(at, Timer::NonMember(origin.clone()));
+        }
+    }
+
+    /// `non_member_ttl` after an origin was first seen as a non-member, or failed or left:
+    /// counts it as a member if it is one and active; checks again later if it is listed but
+    /// down; else deletes its entries here (`docs/security.md`).
+    pub(super) fn on_non_member_check(&mut self, origin: &NodeName, out: &mut Vec<Output<A>>) {
+        if !self.state.take_check(origin.as_str(), self.now) {
+            return; // rescheduled, or forgotten
+        }
+        match self.members.get(origin.as_str()) {
+            Some(e) if e.member.state.is_active() => self.state.set_member(origin.as_str(), true),
+            Some(_) => self.watch_origin(origin),
+            None => {
+                for (key, old) in self.state.expire_origin(origin) {
+                    self.stats.state.non_member_expired += 1;
+                    if key.ty().starts_with("swim.") {
+                        self.view.records_changed += 1;
+                        continue; // protocol bookkeeping, not application state
+                    }
+                    out.push(Output::Event(Event::StateChanged {
+                        key,
+                        old: Some(old),
+                        new: None,
+                        cause: ChangeCause::Expired,
+                    }));
+                }
             }
         }
     }
@@ -265,6 +351,10 @@ impl<A: Address> Node<A> {
         left: bool,
         out: &mut Vec<Output<A>>,
     ) {
+        if *origin != self.local.name {
+            // Its entries expire if it is removed from the member table (issue 13).
+            self.watch_origin(origin);
+        }
         let mut keys = self.state.keys_of_origin(origin);
         if keys.is_empty() {
             return;
@@ -349,7 +439,6 @@ impl<A: Address> Node<A> {
 
     /// Refreshes the size figures in `Stats::state`.
     pub(super) fn refresh_state_stats(&mut self) {
-        self.state.trim_marks(self.config.state.max_origins);
         self.stats.state.entries = self.state.len() as u64;
         self.stats.state.live = self.state.live() as u64;
         self.stats.state.bytes = self.state.bytes() as u64;

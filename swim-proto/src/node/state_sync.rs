@@ -101,6 +101,9 @@ impl<A: Address> Node<A> {
         }
         let theirs = DigestLookup::new(&sync.digest);
         for g in &sync.groups {
+            // A refused entry must stay above the watermark, or it would later be taken for a
+            // stale copy and never arrive (issue 13).
+            let mut watermark = g.watermark;
             for &(key, version, seq, value) in &g.entries {
                 let w = StateUpdate {
                     ty: g.ty,
@@ -110,10 +113,19 @@ impl<A: Address> Node<A> {
                     origin: g.origin,
                     value,
                 };
-                self.apply_state(w, out);
+                if self.apply_state(w, out) {
+                    watermark = watermark.min(seq.saturating_sub(1));
+                }
             }
+            let member = self.is_state_member(g.origin);
             let cfg = &self.config.state;
-            self.state.raise_watermark(cfg, g.ty, g.origin, g.watermark);
+            let raised = self
+                .state
+                .raise_watermark(cfg, g.ty, g.origin, watermark, member);
+            self.watch_new_origins();
+            if let Err(r) = raised {
+                self.count_refusal(r);
+            }
         }
         self.observe_digest(&theirs, out);
         for r in &sync.resets {
@@ -140,10 +152,16 @@ impl<A: Address> Node<A> {
         let me = self.local.name.clone();
         let mut behind: Vec<(&str, u64)> = Vec::new();
         for &((ty, origin), wm) in &theirs.sorted {
-            if origin == me.as_str()
-                && wm > self.state.watermark(ty, origin)
-                && self.config.state.stores(ty)
-            {
+            if origin != me.as_str() {
+                continue;
+            }
+            let ours = self.state.watermark(ty, origin);
+            if wm > ours && self.config.state.stores(ty) {
+                if wm > ours.saturating_add(self.config.state.max_version_jump) {
+                    // A forged watermark that would push this node's sequence to the end.
+                    self.stats.state.rejected_future += 1;
+                    continue;
+                }
                 behind.push((ty, wm));
             }
         }

@@ -70,6 +70,10 @@ pub(super) enum Timer {
     // Application messaging (issue 14).
     /// The deadline of this node's query with this Lamport time (`docs/protocol.md` §12.3).
     Query(u64),
+    // State abuse resistance (issue 13).
+    /// Check whether a state origin is a member, else expire its entries
+    /// (`StateConfig::non_member_ttl`).
+    NonMember(NodeName),
 }
 
 /// What is due first: a periodic timer or the head of the queue.
@@ -212,6 +216,7 @@ impl<A: Address> Node<A> {
                         Timer::Relay(seq) => self.on_relay_timeout(seq, out),
                         Timer::Expire(origin, ty) => self.on_expire(&origin, &ty, out),
                         Timer::Query(ltime) => self.on_query_deadline(ltime, out),
+                        Timer::NonMember(origin) => self.on_non_member_check(&origin, out),
                     }
                 }
             }

@@ -26,54 +26,35 @@ impl StateStore {
             .map_or(0, |m| m.watermark)
     }
 
-    /// Raises the watermark of `(ty, origin)` after a delta group was applied.
-    pub(crate) fn raise_watermark(&mut self, cfg: &StateConfig, ty: &str, origin: &str, to: u64) {
+    /// Raises the watermark of `(ty, origin)` after a delta group was applied; `member` says
+    /// whether the origin is in the member table. A raise further than `max_version_jump`
+    /// (a forged watermark that would turn the origin's next writes away as stale) or past the
+    /// origins' bounds is refused.
+    pub(crate) fn raise_watermark(
+        &mut self,
+        cfg: &StateConfig,
+        ty: &str,
+        origin: &str,
+        to: u64,
+        member: bool,
+    ) -> Result<(), Refusal> {
         if !cfg.stores(ty) || to == 0 {
-            return;
+            return Ok(());
         }
         let Ok(origin) = NodeName::new(origin) else {
-            return;
+            return Ok(());
         };
-        let known = self
-            .intern_lookup(ty)
-            .is_some_and(|t| self.marks.contains_key(&(t, origin.clone())));
-        if !known && self.marks.len() >= cfg.max_origins && !self.evict_mark() {
-            return;
+        if to
+            > self
+                .watermark(ty, origin.as_str())
+                .saturating_add(cfg.max_version_jump)
+        {
+            return Err(Refusal::Future);
         }
-        let t = self.intern(ty);
+        let member = member || origin == self.me;
+        let t = self.admit_mark(cfg, ty, &origin, member)?;
         self.extend_watermark(&t, &origin, to);
-    }
-
-    /// Keeps the marks within `max`: evicts marks of origins with no entries held, those
-    /// with nothing collected first. Marks of origins with entries are never evicted (they are
-    /// bounded by `max_entries`).
-    pub(crate) fn trim_marks(&mut self, max: usize) {
-        while self.marks.len() > max {
-            if self.evict_mark() {
-                continue;
-            }
-            let victim = self
-                .marks
-                .iter()
-                .find(|(_, m)| m.held == 0)
-                .map(|(k, _)| k.clone());
-            match victim {
-                Some(k) => {
-                    self.marks.remove(&k);
-                }
-                None => return,
-            }
-        }
-    }
-
-    /// Evicts one mark with no entries and nothing collected (the least informative).
-    fn evict_mark(&mut self) -> bool {
-        let victim = self
-            .marks
-            .iter()
-            .find(|(_, m)| m.held == 0 && m.collected == 0)
-            .map(|(k, _)| k.clone());
-        victim.is_some_and(|k| self.marks.remove(&k).is_some())
+        Ok(())
     }
 
     /// Delta groups for a peer with watermarks `peer` (a lookup by type and origin), at most
@@ -193,11 +174,7 @@ impl StateStore {
         let mut out = Vec::new();
         for k in doomed {
             if let Some((old, seq)) = self.remove_held(&k) {
-                let m = self
-                    .marks
-                    .entry((k.ty.clone(), old.origin.clone()))
-                    .or_default();
-                m.collected = m.collected.max(seq);
+                self.update_mark(&k.ty, &old.origin, |m| m.collected = m.collected.max(seq));
                 out.push((k, old));
             }
         }

@@ -26,7 +26,11 @@ use crate::config::StateConfig;
 use crate::member::NodeName;
 use crate::time::Instant;
 
+pub(crate) use origins::Refusal;
+use origins::{EvictKey, OriginUse};
+
 mod anti_entropy;
+mod origins;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -181,6 +185,15 @@ pub enum StateError {
         /// The bound, in bytes.
         max: usize,
     },
+    // Abuse resistance (issue 13).
+    /// The write would take this node's entries past its fair share of the store
+    /// (`StateConfig::origin_share_percent`), which peers would refuse too.
+    OriginQuota {
+        /// The most entries one origin may hold.
+        max_entries: usize,
+        /// The most bytes one origin may hold.
+        max_bytes: usize,
+    },
 }
 
 impl fmt::Display for StateError {
@@ -207,6 +220,14 @@ impl fmt::Display for StateError {
             StateError::TooManyBytes { max } => {
                 write!(f, "the state store is full ({max} bytes)")
             }
+            StateError::OriginQuota {
+                max_entries,
+                max_bytes,
+            } => write!(
+                f,
+                "this node holds its fair share of the state store ({max_entries} entries, \
+                 {max_bytes} bytes)"
+            ),
         }
     }
 }
@@ -230,6 +251,8 @@ pub(crate) enum Applied {
     /// A write by this node's previous life outranked one of this life's: refused, and this
     /// life's entry re-stamped above it (returned so it spreads again).
     Refuted(StateKey),
+    /// Refused by an abuse bound (issue 13): dropped and counted.
+    Refused(Refusal),
 }
 
 #[derive(Clone, Debug)]
@@ -286,6 +309,19 @@ pub(crate) struct StateStore {
     live: usize,
     /// This node's name (its own writes' origin).
     me: NodeName,
+    // Per-origin bookkeeping (issue 13, `state/origins.rs`).
+    /// Use and membership of every origin with a mark.
+    origins: BTreeMap<NodeName, OriginUse>,
+    /// `(origin, type)` of every mark, to find an origin's marks.
+    mark_types: BTreeSet<(NodeName, TypeName)>,
+    /// Marks that hold no entry, in eviction order.
+    evictable: BTreeSet<EvictKey>,
+    /// Entries, bytes and marks of origins that are not members.
+    guest_entries: usize,
+    guest_bytes: usize,
+    guest_marks: usize,
+    /// Non-member origins first seen since the node last asked.
+    fresh_guests: Vec<NodeName>,
 }
 
 /// A remote write to merge: the wire form, borrowed from the packet.
@@ -312,6 +348,13 @@ impl StateStore {
             bytes: 0,
             live: 0,
             me,
+            origins: BTreeMap::new(),
+            mark_types: BTreeSet::new(),
+            evictable: BTreeSet::new(),
+            guest_entries: 0,
+            guest_bytes: 0,
+            guest_marks: 0,
+            fresh_guests: Vec::new(),
         }
     }
 
@@ -451,11 +494,7 @@ impl StateStore {
                 "entry {k} is indexed under its origin"
             );
         }
-        let with_entries = self.marks.values().filter(|m| m.held > 0).count();
-        assert!(
-            self.marks.len() <= cfg.max_origins.max(with_entries),
-            "marks are within max_origins, or all hold entries"
-        );
+        self.check_origins(cfg);
         for ((ty, origin), m) in &self.marks {
             let held = self.of_origin_type(origin, ty).count();
             assert_eq!(m.held as usize, held, "held count of {ty}/{origin}");
@@ -477,6 +516,21 @@ impl StateStore {
         self.by_origin
             .range((origin.clone(), empty(), 0, empty())..)
             .take_while(move |r| r.0 == *origin)
+    }
+
+    /// The highest sequence number of `origin`'s entries in `ty` (0 if none), in O(log n).
+    fn newest_seq(&self, origin: &NodeName, ty: &TypeName) -> u64 {
+        let lo = (origin.clone(), ty.clone(), 0, empty());
+        let top = (origin.clone(), ty.clone(), u64::MAX, empty());
+        let at_top = self
+            .by_origin
+            .range(top.clone()..)
+            .next()
+            .is_some_and(|r| r.0 == *origin && r.1 == *ty);
+        if at_top {
+            return u64::MAX;
+        }
+        self.by_origin.range(lo..top).next_back().map_or(0, |r| r.2)
     }
 
     /// Index records of `origin` in `ty`, version ascending.

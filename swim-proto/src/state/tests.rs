@@ -47,7 +47,7 @@ fn apply_w(s: &mut StateStore, c: &StateConfig, w: &W) -> Applied {
         origin: &w.origin,
         value: w.value.as_deref(),
     };
-    s.apply(c, &name("local"), write, Instant::ZERO)
+    s.apply(c, &name("local"), write, true, Instant::ZERO)
 }
 
 /// A write as the tests build it.
@@ -186,7 +186,7 @@ fn greater_stamp_wins_and_ties_break_by_origin() {
 fn below_the_watermark_an_unknown_key_is_stale() {
     let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
     let c = cfg();
-    s.raise_watermark(&c, "t", "o", 10);
+    s.raise_watermark(&c, "t", "o", 10, true).unwrap();
     assert_eq!(
         ap(&mut s, &c, "t", "gone", 7, "o", Some(b"old")),
         Applied::Stale
@@ -205,7 +205,7 @@ fn tombstones_are_collected_only_once_covered_by_the_watermark() {
     c.tombstone_ttl = ttl;
     ap(&mut s, &c, "t", "k", 3, "o", None);
     assert_eq!(s.collect(Instant::from_secs(11), ttl), 0, "not covered yet");
-    s.raise_watermark(&c, "t", "o", 3);
+    s.raise_watermark(&c, "t", "o", 3, true).unwrap();
     assert_eq!(s.collect(Instant::from_secs(30), ttl), 1);
     assert_eq!(s.len(), 0);
     s.check_invariants(&c);
@@ -245,4 +245,162 @@ fn deltas_are_prefixes_above_the_peer_watermark_freshest_origin_first() {
     let (groups, _) = s.deltas(&c, &[(("t", "me"), 2), (("t", "other"), 1000)], 100);
     assert_eq!(groups[0].entries.len(), 1);
     assert_eq!(groups[0].watermark, 3);
+}
+
+// ---------------------------------------------------------------- abuse bounds (issue 13)
+
+fn apply_as(s: &mut StateStore, c: &StateConfig, key: &str, origin: &str, member: bool) -> Applied {
+    // The origin's next write: next sequence number, next Lamport time.
+    let write = Write {
+        ty: "t",
+        key,
+        version: s.clock() + 1,
+        seq: s.watermark("t", origin) + 1,
+        origin,
+        value: Some(b"v"),
+    };
+    s.apply(c, &name("local"), write, member, Instant::ZERO)
+}
+
+#[test]
+fn a_stamp_from_the_future_is_refused_and_moves_nothing() {
+    let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
+    let c = cfg();
+    ap(&mut s, &c, "t", "k", 5, "o", Some(b"honest"));
+    assert_eq!(
+        ap(&mut s, &c, "t", "k", u64::MAX, "x", Some(b"forged")),
+        Applied::Refused(Refusal::Future)
+    );
+    assert_eq!(s.clock(), 5, "the clock did not jump");
+    assert_eq!(
+        s.get("t", "k").unwrap().value.as_deref(),
+        Some(&b"honest"[..])
+    );
+    // A later honest write of the key still wins.
+    assert!(matches!(
+        ap(&mut s, &c, "t", "k", 6, "o", Some(b"later")),
+        Applied::Changed(Some(_))
+    ));
+    // A forged watermark that would turn the origin's next writes away is refused too.
+    assert_eq!(
+        s.raise_watermark(&c, "t", "o", u64::MAX, true),
+        Err(Refusal::Future)
+    );
+    assert!(matches!(
+        ap(&mut s, &c, "t", "k2", 7, "o", Some(b"next")),
+        Applied::Changed(None)
+    ));
+    s.check_invariants(&c);
+}
+
+#[test]
+fn one_origin_cannot_take_more_than_its_share() {
+    let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
+    let mut c = cfg();
+    c.max_entries = 20;
+    c.origin_share_percent = 25;
+    for i in 0..5 {
+        assert!(matches!(
+            apply_as(&mut s, &c, &format!("k{i}"), "greedy", true),
+            Applied::Changed(None)
+        ));
+    }
+    assert_eq!(
+        apply_as(&mut s, &c, "k5", "greedy", true),
+        Applied::Refused(Refusal::Quota)
+    );
+    assert!(matches!(
+        apply_as(&mut s, &c, "other", "fair", true),
+        Applied::Changed(None)
+    ));
+    // This node's own publishes are held to the same share.
+    for i in 0..5 {
+        s.check_room(&c, "t", &format!("mine{i}"), 1).unwrap();
+        s.write_local(
+            &name("local"),
+            "t",
+            &format!("mine{i}"),
+            Some(b"v"[..].into()),
+            Instant::ZERO,
+            c.tombstone_ttl,
+        );
+    }
+    assert!(matches!(
+        s.check_room(&c, "t", "mine5", 1),
+        Err(StateError::OriginQuota { max_entries: 5, .. })
+    ));
+    s.check_invariants(&c);
+}
+
+#[test]
+fn non_members_share_a_small_part_and_expire() {
+    let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
+    let mut c = cfg();
+    c.max_entries = 100;
+    c.non_member_share_percent = 10;
+    for i in 0..10 {
+        assert!(matches!(
+            apply_as(&mut s, &c, &format!("j{i}"), &format!("forged{i}"), false),
+            Applied::Changed(None)
+        ));
+    }
+    assert_eq!(s.take_fresh_guests().len(), 10);
+    assert_eq!(
+        apply_as(&mut s, &c, "j10", "forged10", false),
+        Applied::Refused(Refusal::NonMember)
+    );
+    // Members are unaffected.
+    assert!(matches!(
+        apply_as(&mut s, &c, "real", "member", true),
+        Applied::Changed(None)
+    ));
+    // A non-member that turns out to be a member moves out of the share.
+    s.set_member("forged0", true);
+    assert!(matches!(
+        apply_as(&mut s, &c, "j10", "forged10", false),
+        Applied::Changed(None)
+    ));
+    // Expiry deletes a non-member's entries and keeps its watermark (stale copies stay out).
+    assert!(s.watch("forged1", Instant::from_secs(5)));
+    assert!(!s.take_check("forged1", Instant::from_secs(4)));
+    assert!(s.take_check("forged1", Instant::from_secs(5)));
+    let gone = s.expire_origin(&name("forged1"));
+    assert_eq!(gone.len(), 1);
+    assert_eq!(
+        ap(&mut s, &c, "t", "j1", 1, "forged1", Some(b"v")),
+        Applied::Stale
+    );
+    s.check_invariants(&c);
+}
+
+#[test]
+fn max_origins_holds_at_admission_evicting_empty_marks_first() {
+    let mut s = StateStore::new(FixedState::with_seed(7), name("local"));
+    let mut c = cfg();
+    c.max_origins = 16;
+    c.non_member_share_percent = 100;
+    // Watermarks alone (no entries) are evictable.
+    for i in 0..16 {
+        s.raise_watermark(&c, "t", &format!("w{i}"), 1, false)
+            .unwrap();
+    }
+    assert_eq!(s.origins(), 16);
+    for i in 0..16 {
+        assert!(matches!(
+            apply_as(&mut s, &c, &format!("k{i}"), &format!("o{i}"), true),
+            Applied::Changed(None)
+        ));
+        s.check_invariants(&c);
+    }
+    assert_eq!(s.origins(), 16, "the empty marks made room");
+    // Every mark now holds an entry: a new origin is refused, at no scan.
+    assert_eq!(
+        apply_as(&mut s, &c, "k99", "o99", true),
+        Applied::Refused(Refusal::Origins)
+    );
+    assert_eq!(
+        s.raise_watermark(&c, "t", "o99", 1, true),
+        Err(Refusal::Origins)
+    );
+    s.check_invariants(&c);
 }

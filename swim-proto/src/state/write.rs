@@ -14,8 +14,30 @@ impl StateStore {
         t
     }
 
-    /// Checks that a write fits the bounds; nothing changes.
+    /// Checks that a local write fits the bounds and this node's fair share; nothing changes.
     pub(crate) fn check_room(
+        &self,
+        cfg: &StateConfig,
+        ty: &str,
+        key: &str,
+        value_len: usize,
+    ) -> Result<(), StateError> {
+        self.check_bounds(cfg, ty, key, value_len)?;
+        if self
+            .check_quota(cfg, ty, key, value_len, self.me.as_str(), true)
+            .is_err()
+        {
+            let (max_entries, max_bytes) = cfg.origin_quota();
+            return Err(StateError::OriginQuota {
+                max_entries,
+                max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that a write fits the store's bounds; nothing changes.
+    fn check_bounds(
         &self,
         cfg: &StateConfig,
         ty: &str,
@@ -74,7 +96,11 @@ impl StateStore {
     /// The next sequence number of this node's writes of `ty` (its watermark moves with it:
     /// a node holds all its own writes or what superseded them).
     fn next_own_seq(&mut self, ty: &TypeName, me: &NodeName) -> u64 {
-        let m = self.marks.entry((ty.clone(), me.clone())).or_default();
+        self.ensure_mark(ty, me, true);
+        let m = self
+            .marks
+            .get_mut(&(ty.clone(), me.clone()))
+            .expect("just ensured");
         m.own_seq = m
             .own_seq
             .max(m.watermark)
@@ -87,13 +113,13 @@ impl StateStore {
         m.own_seq
     }
 
-    /// Merges a remote entry.
-    #[allow(clippy::too_many_arguments)]
+    /// Merges a remote entry whose origin is (`member`) or is not in the member table.
     pub(crate) fn apply(
         &mut self,
         cfg: &StateConfig,
         me: &NodeName,
         w: Write<'_>,
+        member: bool,
         now: Instant,
     ) -> Applied {
         let Write {
@@ -106,6 +132,19 @@ impl StateStore {
         } = w;
         if !cfg.stores(ty) {
             return Applied::NotStored;
+        }
+        // A stamp from the future (issue 13): refused before it moves the clock.
+        if version > self.clock.saturating_add(cfg.max_version_jump)
+            || seq
+                > self
+                    .watermark(ty, origin)
+                    .saturating_add(cfg.max_version_jump)
+        {
+            return Applied::Refused(Refusal::Future);
+        }
+        let member = member || origin == me.as_str();
+        if member {
+            self.set_member(origin, true);
         }
         self.clock = self.clock.max(version);
         let held = self.entries.get(&KeyRef(ty, key));
@@ -136,20 +175,27 @@ impl StateStore {
             }
         }
         if self
-            .check_room(cfg, ty, key, value.map_or(0, <[u8]>::len))
+            .check_bounds(cfg, ty, key, value.map_or(0, <[u8]>::len))
             .is_err()
         {
             return Applied::Full;
         }
+        let value_len = value.map_or(0, <[u8]>::len);
+        if let Err(r) = self.check_quota(cfg, ty, key, value_len, origin, member) {
+            return Applied::Refused(r);
+        }
         let Ok(origin) = NodeName::new(origin) else {
             return Applied::NotNewer; // validated by the caller; unreachable in practice
+        };
+        let ty = match self.admit_mark(cfg, ty, &origin, member) {
+            Ok(t) => t,
+            Err(r) => return Applied::Refused(r),
         };
         let entry = StateEntry {
             value: value.map(Arc::from),
             version,
             origin: origin.clone(),
         };
-        let ty = self.intern(ty);
         let key = StateKey {
             ty: ty.clone(),
             key: key.into(),
@@ -193,12 +239,15 @@ impl StateStore {
             }
             wm = *seq;
         }
-        let m = self.marks.entry((ty.clone(), origin.clone())).or_default();
-        if *origin == self.me && wm >= m.own_floor {
-            // Past a previous life's writes, this life's are all known here.
-            wm = wm.max(m.own_seq);
-        }
-        m.watermark = m.watermark.max(wm);
+        let is_me = *origin == self.me;
+        self.ensure_mark(ty, origin, true);
+        self.update_mark(ty, origin, |m| {
+            if is_me && wm >= m.own_floor {
+                // Past a previous life's writes, this life's are all known here.
+                wm = wm.max(m.own_seq);
+            }
+            m.watermark = m.watermark.max(wm);
+        });
     }
 
     /// Inserts or replaces an entry, keeping the indexes, counts and tombstone queue.
@@ -213,7 +262,8 @@ impl StateStore {
         this_life: bool,
     ) -> Option<StateEntry> {
         let old = self.remove(&key);
-        self.bytes += key.bytes() + entry.bytes();
+        let bytes = key.bytes() + entry.bytes();
+        self.bytes += bytes;
         let collect_at = now + ttl;
         if entry.value.is_some() {
             self.live += 1;
@@ -223,6 +273,7 @@ impl StateStore {
         self.by_origin
             .insert((entry.origin.clone(), key.ty.clone(), seq, key.key.clone()));
         self.bump_held(&key.ty, &entry.origin, 1, seq);
+        self.account(&entry.origin, 1, bytes);
         self.order.insert(key.clone());
         self.entries.insert(
             key,
@@ -260,27 +311,30 @@ impl StateStore {
         ));
         assert!(removed, "every entry is indexed by origin");
         self.bump_held(&key.ty, &h.entry.origin, -1, h.seq);
+        self.account(&h.entry.origin, -1, key.bytes() + h.entry.bytes());
         Some((h.entry, h.seq))
     }
 
     /// Counts an entry of `(ty, origin)` in (`by` 1) or out (-1), keeping `newest`. Called
     /// after the origin index was updated.
     fn bump_held(&mut self, ty: &TypeName, origin: &NodeName, by: i32, seq: u64) {
-        let key = (ty.clone(), origin.clone());
-        let m = self.marks.entry(key.clone()).or_default();
-        m.held = m
-            .held
-            .checked_add_signed(by)
-            .expect("held count stays in range");
-        if by > 0 {
-            m.newest = m.newest.max(seq);
-        } else if seq >= m.newest {
-            let newest = self
-                .of_origin_type(origin, ty)
-                .last()
-                .map_or(0, |(_, _, v, _)| *v);
-            self.marks.get_mut(&key).expect("mark exists").newest = newest;
-        }
+        self.ensure_mark(ty, origin, true);
+        let newest = if by < 0 {
+            self.newest_seq(origin, ty)
+        } else {
+            0
+        };
+        self.update_mark(ty, origin, |m| {
+            m.held = m
+                .held
+                .checked_add_signed(by)
+                .expect("held count stays in range");
+            if by > 0 {
+                m.newest = m.newest.max(seq);
+            } else if seq >= m.newest {
+                m.newest = newest;
+            }
+        });
     }
 
     /// Collects tombstones due at `now` whose origin's watermark covers them (so a stale copy of
@@ -308,8 +362,8 @@ impl StateStore {
             // Re-queue so `remove` finds it, then remove for good.
             self.tombstones.insert((at, key.clone()));
             self.remove(&key);
-            let m = self.marks.entry(mark_key).or_default();
-            m.collected = m.collected.max(version);
+            let (t, o) = mark_key;
+            self.update_mark(&t, &o, |m| m.collected = m.collected.max(version));
             collected += 1;
         }
         for (at, key) in postponed {
@@ -340,8 +394,7 @@ impl StateStore {
         for (version, key) in keys {
             let k = StateKey { ty: t.clone(), key };
             if let Some(old) = self.remove(&k) {
-                let m = self.marks.entry((t.clone(), origin.clone())).or_default();
-                m.collected = m.collected.max(version);
+                self.update_mark(&t, origin, |m| m.collected = m.collected.max(version));
                 out.push((k, old));
             }
         }
@@ -387,7 +440,7 @@ impl StateStore {
     /// far), so its next writes are not taken for stale copies.
     pub(crate) fn skip_own_seq(&mut self, ty: &str, me: &NodeName, to: u64) {
         let t = self.intern(ty);
-        let m = self.marks.entry((t, me.clone())).or_default();
-        m.own_floor = m.own_floor.max(to);
+        self.ensure_mark(&t, me, true);
+        self.update_mark(&t, me, |m| m.own_floor = m.own_floor.max(to));
     }
 }
