@@ -526,6 +526,50 @@ mod tests {
         );
     }
 
+    /// `compare` reads two reports, prints the changed figures and writes the page.
+    #[test]
+    fn compare_writes_a_table_and_a_page() {
+        let dir = std::env::temp_dir();
+        let id = std::process::id();
+        let path = |n: &str| dir.join(format!("swim-sim-cli-cmp-{id}-{n}"));
+        let report = |seed| {
+            let s = swim_sim::ScenarioBuilder::new(8)
+                .seconds(20)
+                .crash(5.0, 3)
+                .build();
+            run(&s, seed, RunOptions::default()).to_json()
+        };
+        std::fs::write(path("a.json"), report(1)).unwrap();
+        std::fs::write(path("b.json"), report(2)).unwrap();
+        let args = [
+            "compare",
+            path("a.json").to_str().unwrap(),
+            path("b.json").to_str().unwrap(),
+            "--report",
+            path("d.html").to_str().unwrap(),
+        ]
+        .map(String::from);
+        let Cmd::Compare { a, b, report, all } =
+            parse(&args.iter().map(String::as_str).collect::<Vec<_>>())
+                .unwrap()
+                .command
+        else {
+            panic!("not compare");
+        };
+        assert!(!all);
+        assert_eq!(
+            cmd_compare(&a, &b, report.as_deref(), all),
+            Ok(ExitCode::SUCCESS)
+        );
+        let page = std::fs::read_to_string(path("d.html")).unwrap();
+        assert!(page.starts_with("<!DOCTYPE html>") && page.contains("Headline figures"));
+        let missing = cmd_compare(&path("none.json"), &b, None, false).unwrap_err();
+        assert!(missing.contains("none.json"), "{missing}");
+        for n in ["a.json", "b.json", "d.html"] {
+            std::fs::remove_file(path(n)).ok();
+        }
+    }
+
     #[test]
     fn unknown_flags_and_bad_values_are_named() {
         let e = parse(&["run", "--scenario", "crash", "--sede", "3"]).unwrap_err();

@@ -447,7 +447,11 @@ impl Report {
             let _ = writeln!(t, "heal per node  {}", row(&self.heal_nodes_ms, "nodes"));
         }
         if self.stable_view_ms.count > 0 {
-            let _ = writeln!(t, "stable view    {}", row(&self.stable_view_ms, "nodes"));
+            let _ = writeln!(
+                t,
+                "stable view    {}",
+                row(&self.stable_view_ms, "membership changes")
+            );
         }
         if let Some(st) = &self.state {
             let _ = writeln!(
