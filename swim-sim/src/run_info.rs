@@ -7,7 +7,7 @@ use serde_json::Value;
 use swim_proto::Config;
 
 use crate::report::{ConfigChange, FaultRecord, RunInfo};
-use crate::scenario::{NetworkSpec, Scenario, Start};
+use crate::scenario::{Fault, NetworkSpec, Scenario, Start};
 
 /// The simulator's version: the crate version, then `git describe` of the checkout it was
 /// built from, when there was one.
@@ -53,7 +53,7 @@ pub(crate) fn of(scenario: &Scenario) -> RunInfo {
         .map(|f| FaultRecord {
             at_ms: f.at.as_secs_f64() * 1e3,
             kind: f.fault.kind(),
-            label: f.fault.label(),
+            label: label(&f.fault, scenario.nodes),
             duration_ms: f.fault.duration().map(|d| d.as_secs_f64() * 1e3),
         })
         .collect();
@@ -65,6 +65,24 @@ pub(crate) fn of(scenario: &Scenario) -> RunInfo {
         start,
         workload,
         faults,
+    }
+}
+
+/// A fault's label; a partition's names every side, the unlisted nodes' too.
+fn label(fault: &Fault, nodes: usize) -> String {
+    match fault {
+        Fault::Partition {
+            groups, one_way, ..
+        } => {
+            let listed: usize = groups.iter().map(Vec::len).sum();
+            let mut sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
+            if nodes > listed {
+                sizes.push((nodes - listed).to_string());
+            }
+            let dir = if *one_way { " one-way" } else { "" };
+            format!("partition {}{dir} (nodes per side)", sizes.join("/"))
+        }
+        f => f.label(),
     }
 }
 
@@ -144,6 +162,18 @@ mod tests {
         assert_eq!(info.faults[0].label, "crash node-2");
         assert_eq!(info.faults[0].duration_ms, None);
         assert!(info.version.starts_with(env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn a_partitions_label_names_every_side() {
+        let split = Fault::Partition {
+            groups: vec![(0..4).collect()],
+            one_way: false,
+            duration: std::time::Duration::from_secs(5),
+        };
+        let info = of(&ScenarioBuilder::new(10).fault(2.0, split).build());
+        assert_eq!(info.faults[0].label, "partition 4/6 (nodes per side)");
+        assert_eq!(info.faults[0].duration_ms, Some(5000.0));
     }
 
     #[test]
