@@ -4,6 +4,9 @@
 //!
 //! Labels never cover the data: fault and marker labels sit in a lane of rows above the plot
 //! area (the plot grows by the rows used), each with a tick down to the time it names.
+//!
+//! Slightly over 600 lines: it is one type whose drawing steps share the plot's scales and
+//! label lane, and splitting it would pass those around for no reader's gain.
 
 use std::fmt::Write;
 
