@@ -235,6 +235,8 @@ fn floods_cannot_grow_tables_or_packets_without_bound() {
     let mut cfg = Config::lan();
     cfg.max_members = 300;
     cfg.max_broadcast_queue = 100;
+    // One source floods here; the per-source introduction limit is tested in abuse.rs.
+    cfg.introductions_per_source = 1_000_000;
     let mut n = node("a", 0, cfg.clone());
     let mut t = Instant::ZERO;
     let meta = vec![7u8; 200];

@@ -203,16 +203,11 @@ impl<A: Address> Node<A> {
 
     pub(super) fn on_ack(&mut self, from: &A, seq: u32, checksum: u64, out: &mut Vec<Output<A>>) {
         if let Some(r) = self.probing.relays.remove(&seq) {
-            self.send_datagram(
-                r.requester,
-                &Message::Ack {
-                    seq: r.requester_seq,
-                    checksum,
-                },
-                None,
-                false,
-                out,
-            );
+            let ack = Message::Ack {
+                seq: r.requester_seq,
+                checksum,
+            };
+            self.send_reply(r.requester, &ack, out); // bare to a non-member (issue 13)
             return;
         }
         if let Some(p) = self.probing.in_flight.take_if(|p| p.seq == seq) {
@@ -234,7 +229,7 @@ impl<A: Address> Node<A> {
     /// Answers a probe of this node, with its membership checksum.
     pub(super) fn send_ack(&mut self, to: A, seq: u32, out: &mut Vec<Output<A>>) {
         let checksum = self.checksum();
-        self.send_datagram(to, &Message::Ack { seq, checksum }, None, false, out);
+        self.send_reply(to, &Message::Ack { seq, checksum }, out); // bare to a non-member (issue 13)
     }
 
     pub(super) fn on_ping_req(
@@ -306,15 +301,10 @@ impl<A: Address> Node<A> {
             .remove(&seq)
             .expect("relay checked above");
         if r.want_nack {
-            self.send_datagram(
-                r.requester,
-                &Message::Nack {
-                    seq: r.requester_seq,
-                },
-                None,
-                false,
-                out,
-            );
+            let nack = Message::Nack {
+                seq: r.requester_seq,
+            };
+            self.send_reply(r.requester, &nack, out); // bare to a non-member (issue 13)
         }
     }
 }
