@@ -71,6 +71,11 @@ pub(crate) struct MemberTable<A> {
     /// one: a dead process and its successor). Answers "is this address a member's?" in O(1)
     /// for the reply limits of `node/admission.rs`.
     by_addr: HashTable<u32>,
+    /// Per slot: whether the member ever answered a probe of this node at its address (a
+    /// direct or relayed ack). Members known only by hearsay do not count against local
+    /// health (`node/admission.rs`). Kept beside the entries (one byte each) so `Entry`
+    /// stays 72 bytes.
+    confirmed: Vec<bool>,
     hasher: FixedState,
     counts: [usize; 4],
     /// Sum of [`view_hash`] over the active members: the table's share of the membership
@@ -104,6 +109,7 @@ impl<A: Eq + Hash> MemberTable<A> {
             entries: Vec::new(),
             index: HashTable::new(),
             by_addr: HashTable::new(),
+            confirmed: Vec::new(),
             hasher,
             counts: [0; 4],
             view_sum: 0,
@@ -160,7 +166,8 @@ impl<A: Eq + Hash> MemberTable<A> {
             .is_some()
     }
 
-    /// Moves a member to another address, keeping the address index.
+    /// Moves a member to another address, keeping the address index; the new address is
+    /// not confirmed yet.
     pub(crate) fn set_addr(&mut self, slot: usize, addr: A) {
         if self.entries[slot].member.addr == addr {
             return;
@@ -168,6 +175,17 @@ impl<A: Eq + Hash> MemberTable<A> {
         self.unindex_addr(slot, slot);
         self.entries[slot].member.addr = addr;
         self.index_addr(slot);
+        self.confirmed[slot] = false;
+    }
+
+    /// Whether the member in `slot` ever answered this node's probe at its address.
+    pub(crate) fn confirmed(&self, slot: usize) -> bool {
+        self.confirmed[slot]
+    }
+
+    /// The member in `slot` answered this node's probe (a direct or relayed ack).
+    pub(crate) fn confirm(&mut self, slot: usize) {
+        self.confirmed[slot] = true;
     }
 
     fn index_addr(&mut self, slot: usize) {
@@ -215,6 +233,7 @@ impl<A: Eq + Hash> MemberTable<A> {
         self.counts[usize::from(entry.member.state.rank())] += 1;
         self.view_sum = self.view_sum.wrapping_add(contribution(&entry.member));
         self.entries.push(entry);
+        self.confirmed.push(false);
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(hash, slot as u32, |&s| {
             hasher.hash_one(entries[s as usize].member.name.as_bytes())
@@ -232,6 +251,7 @@ impl<A: Eq + Hash> MemberTable<A> {
             .remove();
         self.unindex_addr(slot, slot);
         let entry = self.entries.swap_remove(slot);
+        self.confirmed.swap_remove(slot);
         if let Some(moved) = self.entries.get(slot) {
             let old = self.entries.len() as u32;
             let hash = self.hasher.hash_one(moved.member.name.as_bytes());
@@ -259,6 +279,7 @@ impl<A: Eq + Hash> MemberTable<A> {
         let len = self.entries.len();
         if self.entries.capacity() > len + len / 16 + 16 {
             self.entries.shrink_to(len + len / 32);
+            self.confirmed.shrink_to(len + len / 32);
         }
     }
 }

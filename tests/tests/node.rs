@@ -431,6 +431,14 @@ fn ping_for_another_node_is_not_answered() {
         },
         &[],
     );
+    // A member pings from its held address (a stranger's ack carries no checksum, issue 13).
+    n.handle(
+        Input::Datagram {
+            from: 4,
+            bytes: gossip(&[alive("p", 1, 4)]),
+        },
+        Instant::ZERO,
+    );
     let out = n.handle(Input::Datagram { from: 4, bytes }, Instant::ZERO);
     let ack = out.iter().find_map(|o| match o {
         Output::SendDatagram { to: 4, bytes } => Some(

@@ -305,6 +305,36 @@ impl<A: Address> Node<A> {
     }
 }
 
+// Hearsay members (Lifeguard §IV-A's local health, issue 13): a member this node learned of
+// only by gossip, and that never answered its probe, may be a forged name. Its failed probes
+// and its silence as a helper say nothing about this node's own health, so they do not raise
+// the health score; a flood of fake names therefore cannot stretch every timeout.
+impl<A: Address> Node<A> {
+    /// Whether `name` ever answered this node's probe at its held address.
+    pub(super) fn is_confirmed(&self, name: &str) -> bool {
+        self.members
+            .slot(name)
+            .is_some_and(|s| self.members.confirmed(s))
+    }
+
+    /// `name` answered a probe sent to `addr` (directly or through helpers).
+    pub(super) fn confirm_member(&mut self, name: &str, addr: &A) {
+        if let Some(s) = self.members.slot(name)
+            && self.members.at(s).member.addr == *addr
+        {
+            self.members.confirm(s);
+        }
+    }
+
+    /// The nacks Lifeguard §IV-A expects from `helpers`: one per confirmed helper.
+    pub(super) fn expected_nacks(&self, helpers: &[usize]) -> usize {
+        helpers
+            .iter()
+            .filter(|&&s| self.members.confirmed(s))
+            .count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,8 +166,9 @@ impl<A: Address> Node<A> {
             self.send_datagram(to, &msg, None, false, out);
         }
         self.stats.indirect_probes += helpers.len() as u64;
+        let expected = self.expected_nacks(&helpers); // hearsay helpers owe no nack (issue 13)
         if let Some(p) = self.probing.in_flight.as_mut() {
-            p.expected_nacks = helpers.len();
+            p.expected_nacks = expected;
         }
     }
 
@@ -177,7 +178,7 @@ impl<A: Address> Node<A> {
         let missed = if p.expected_nacks > 0 {
             p.expected_nacks.saturating_sub(p.nacks)
         } else {
-            1
+            usize::from(self.is_confirmed(p.target.as_str())) // hearsay costs no health (issue 13)
         };
         self.health.apply(missed as i64);
         let Some(slot) = self.members.slot(p.target.as_str()) else {
@@ -214,6 +215,7 @@ impl<A: Address> Node<A> {
             self.timers.clear(TimerKind::Indirect);
             self.timing_probe_acked(from, &p);
             self.health.apply(-1);
+            self.confirm_member(p.target.as_str(), &p.target_addr); // issue 13
             // A relayed ack carries the target's checksum: compare it, sync with the target.
             let peer = if p.indirect_sent {
                 p.target_addr
