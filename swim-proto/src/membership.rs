@@ -3,11 +3,11 @@
 //! Compact by design, since a simulator holds n² entries: 72 bytes per entry with the
 //! address type `u32` (names up to 22 bytes inline, metadata one thin pointer and unallocated
 //! when empty, the rare suspicion boxed), plus a 4-byte slot and a control byte in the name
-//! index.
+//! index, and the same again in the address index.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::hash::BuildHasher;
+use core::hash::{BuildHasher, Hash};
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -67,6 +67,15 @@ pub(crate) struct MemberTable<A> {
     entries: Vec<Entry<A>>,
     /// Slots, hashed by the name of the entry they point to.
     index: HashTable<u32>,
+    /// Slots, hashed by the address of the entry they point to (several members may share
+    /// one: a dead process and its successor). Answers "is this address a member's?" in O(1)
+    /// for the reply limits of `node/admission.rs`.
+    by_addr: HashTable<u32>,
+    /// Per slot: whether the member ever answered a probe of this node at its address (a
+    /// direct or relayed ack). Members known only by hearsay do not count against local
+    /// health (`node/admission.rs`). Kept beside the entries (one byte each) so `Entry`
+    /// stays 72 bytes.
+    confirmed: Vec<bool>,
     hasher: FixedState,
     counts: [usize; 4],
     /// Sum of [`view_hash`] over the active members: the table's share of the membership
@@ -94,11 +103,13 @@ fn contribution<A>(m: &Member<A>) -> u64 {
     }
 }
 
-impl<A> MemberTable<A> {
+impl<A: Eq + Hash> MemberTable<A> {
     pub(crate) fn new(hasher: FixedState) -> Self {
         MemberTable {
             entries: Vec::new(),
             index: HashTable::new(),
+            by_addr: HashTable::new(),
+            confirmed: Vec::new(),
             hasher,
             counts: [0; 4],
             view_sum: 0,
@@ -145,7 +156,58 @@ impl<A> MemberTable<A> {
         &self.entries[slot]
     }
 
-    /// Mutable access; state and incarnation change only through [`MemberTable::set_state`].
+    /// Whether some member (in any state) is held at `addr`.
+    pub(crate) fn has_addr(&self, addr: &A) -> bool {
+        let entries = &self.entries;
+        self.by_addr
+            .find(self.hasher.hash_one(addr), |&s| {
+                entries[s as usize].member.addr == *addr
+            })
+            .is_some()
+    }
+
+    /// Moves a member to another address, keeping the address index; the new address is
+    /// not confirmed yet.
+    pub(crate) fn set_addr(&mut self, slot: usize, addr: A) {
+        if self.entries[slot].member.addr == addr {
+            return;
+        }
+        self.unindex_addr(slot, slot);
+        self.entries[slot].member.addr = addr;
+        self.index_addr(slot);
+        self.confirmed[slot] = false;
+    }
+
+    /// Whether the member in `slot` ever answered this node's probe at its address.
+    pub(crate) fn confirmed(&self, slot: usize) -> bool {
+        self.confirmed[slot]
+    }
+
+    /// The member in `slot` answered this node's probe (a direct or relayed ack).
+    pub(crate) fn confirm(&mut self, slot: usize) {
+        self.confirmed[slot] = true;
+    }
+
+    fn index_addr(&mut self, slot: usize) {
+        let hash = self.hasher.hash_one(&self.entries[slot].member.addr);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.by_addr.insert_unique(hash, slot as u32, |&s| {
+            hasher.hash_one(&entries[s as usize].member.addr)
+        });
+    }
+
+    /// Removes the address index entry pointing at `slot`, found by the address of the entry
+    /// now at `at` (the same slot, or where a swap-removal put it).
+    fn unindex_addr(&mut self, at: usize, slot: usize) {
+        let hash = self.hasher.hash_one(&self.entries[at].member.addr);
+        self.by_addr
+            .find_entry(hash, |&s| s as usize == slot)
+            .expect("member table invariant: every slot is in the address index")
+            .remove();
+    }
+
+    /// Mutable access; state and incarnation change only through [`MemberTable::set_state`],
+    /// the address only through [`MemberTable::set_addr`].
     pub(crate) fn at_mut(&mut self, slot: usize) -> &mut Entry<A> {
         &mut self.entries[slot]
     }
@@ -171,10 +233,12 @@ impl<A> MemberTable<A> {
         self.counts[usize::from(entry.member.state.rank())] += 1;
         self.view_sum = self.view_sum.wrapping_add(contribution(&entry.member));
         self.entries.push(entry);
+        self.confirmed.push(false);
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(hash, slot as u32, |&s| {
             hasher.hash_one(entries[s as usize].member.name.as_bytes())
         });
+        self.index_addr(slot);
         slot
     }
 
@@ -185,7 +249,9 @@ impl<A> MemberTable<A> {
             .find_entry(hash, |&s| s as usize == slot)
             .expect("indexed slot is found by its own name")
             .remove();
+        self.unindex_addr(slot, slot);
         let entry = self.entries.swap_remove(slot);
+        self.confirmed.swap_remove(slot);
         if let Some(moved) = self.entries.get(slot) {
             let old = self.entries.len() as u32;
             let hash = self.hasher.hash_one(moved.member.name.as_bytes());
@@ -193,6 +259,11 @@ impl<A> MemberTable<A> {
                 .index
                 .find_mut(hash, |&s| s == old)
                 .expect("moved member is indexed") = slot as u32;
+            let hash = self.hasher.hash_one(&moved.member.addr);
+            *self
+                .by_addr
+                .find_mut(hash, |&s| s == old)
+                .expect("moved member is in the address index") = slot as u32;
         }
         self.counts[usize::from(entry.member.state.rank())] -= 1;
         self.view_sum = self.view_sum.wrapping_sub(contribution(&entry.member));
@@ -208,6 +279,7 @@ impl<A> MemberTable<A> {
         let len = self.entries.len();
         if self.entries.capacity() > len + len / 16 + 16 {
             self.entries.shrink_to(len + len / 32);
+            self.confirmed.shrink_to(len + len / 32);
         }
     }
 }
@@ -264,6 +336,27 @@ mod tests {
         }
         t.trim();
         assert_eq!(t.len(), 333);
+    }
+
+    #[test]
+    fn address_index_follows_inserts_moves_and_removals() {
+        let mut t = MemberTable::new(FixedState::with_seed(5));
+        for i in 0..50u32 {
+            let mut e = entry(&alloc::format!("m{i}"), MemberState::Alive);
+            e.member.addr = i;
+            t.insert(e);
+        }
+        for i in (0..50u32).step_by(2) {
+            t.remove(&alloc::format!("m{i}")).unwrap();
+        }
+        let slot = t.slot("m1").unwrap();
+        t.set_addr(slot, 1_000);
+        for i in 0..50u32 {
+            assert_eq!(t.has_addr(&i), i % 2 == 1 && i != 1, "address {i}");
+        }
+        assert!(t.has_addr(&1_000));
+        t.remove("m1").unwrap();
+        assert!(!t.has_addr(&1_000));
     }
 
     #[test]

@@ -41,6 +41,14 @@ pub enum DropReason {
     /// source nor the held address of the member it names: its claims are merged, no reply
     /// is sent (no reflection to a third party).
     UnverifiedReplyAddress,
+    // --- abuse resistance, wave 3 (issue 13) ---
+    /// A request that would be answered to an address that is not a member's beyond
+    /// `Config::unverified_reply_rate` (per address) or `unverified_reply_global_rate`: no
+    /// reply is sent, so nobody can aim this node's replies at a victim in volume.
+    RateLimited,
+    /// A new member introduced by a source beyond `Config::introductions_per_source`. Only
+    /// that claim is dropped.
+    IntroductionLimited,
 }
 
 /// Per-message-kind counters.
@@ -133,6 +141,11 @@ pub struct Drops {
     pub unknown_relay_target: u64,
     /// Push-pull and healing requests not answered: unverified reply address.
     pub unverified_reply_address: u64,
+    // --- abuse resistance, wave 3 (issue 13) ---
+    /// Requests not answered: the reply limits for non-member addresses were reached.
+    pub rate_limited: u64,
+    /// New members not admitted: their source's introduction limit was reached.
+    pub introduction_limited: u64,
 }
 
 impl Drops {
@@ -157,6 +170,8 @@ impl Drops {
             + self.address_conflict
             + self.unknown_relay_target
             + self.unverified_reply_address
+            + self.rate_limited
+            + self.introduction_limited
     }
 
     pub(crate) fn bump(&mut self, reason: DropReason) {
@@ -180,6 +195,8 @@ impl Drops {
             DropReason::AddressConflict => &mut self.address_conflict,
             DropReason::UnknownRelayTarget => &mut self.unknown_relay_target,
             DropReason::UnverifiedReplyAddress => &mut self.unverified_reply_address,
+            DropReason::RateLimited => &mut self.rate_limited,
+            DropReason::IntroductionLimited => &mut self.introduction_limited,
         };
         *c += 1;
     }

@@ -20,6 +20,7 @@
 //! assert_eq!(report.detection.all_dead_ms.count, 19);
 //! ```
 
+pub mod adversary;
 pub mod compare;
 pub mod html;
 pub mod invariants;

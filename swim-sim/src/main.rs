@@ -82,7 +82,7 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     scenario_file: Option<PathBuf>,
     /// Number of nodes (2..=100000). [default: 100, or the file's]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=swim_sim::scenario::MAX_NODES as u64))]
     nodes: Option<u64>,
     /// Simulated seconds. [default: 120, or the file's]
     #[arg(long, value_parser = parse_seconds)]
@@ -279,9 +279,31 @@ fn scenario_of(f: &RunArgs) -> Result<Scenario, String> {
     })
 }
 
+/// Refuses a run whose estimated memory (n² member entries) exceeds what the machine has
+/// available (`MemAvailable` in /proc/meminfo; no check where that cannot be read).
+fn check_memory(nodes: usize) -> Result<(), String> {
+    let need = swim_sim::scenario::memory_estimate(nodes);
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    });
+    match available {
+        Some(have) if need > have => Err(format!(
+            "{nodes} nodes need about {:.1} GB ({nodes}² member entries × ~{} B), more than the \
+             {:.1} GB available: use fewer nodes",
+            need as f64 / 1e9,
+            swim_sim::scenario::BYTES_PER_MEMBER_ENTRY,
+            have as f64 / 1e9
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn cmd_run(f: RunArgs) -> Result<ExitCode, String> {
     let seed = f.seed;
     let scenario = scenario_of(&f)?;
+    check_memory(scenario.nodes)?;
     let mut scenario = scenario;
     if f.without_state {
         // The same run without state traffic, to compare membership metrics against.

@@ -26,6 +26,19 @@ mod clock;
 mod faults;
 mod step;
 
+impl World {
+    /// What nodes sent to addresses no node holds (an adversary's, or the victim's of a
+    /// reflection), in total.
+    pub fn outside_traffic(&self) -> Traffic {
+        self.outside
+    }
+
+    /// The cluster label forged packets must carry.
+    pub(crate) fn config_label(&self) -> Vec<u8> {
+        self.config.cluster_label.as_bytes().to_vec()
+    }
+}
+
 use clock::Clock;
 
 /// Derives independent seeds from one (SplitMix64).
@@ -201,6 +214,9 @@ pub struct World {
     digest: Option<swim_proto::Fnv1a64>,
     record: Option<(Box<dyn Write>, Vec<u8>)>,
     next_id: usize,
+    /// What nodes sent to addresses outside the world: an adversary's, or a victim's it named
+    /// (`crate::adversary`).
+    outside: Traffic,
 }
 
 impl World {
@@ -236,6 +252,7 @@ impl World {
             out: Vec::new(),
             observed: Vec::new(),
             traffic: vec![Traffic::default(); n],
+            outside: Traffic::default(),
             steps: 0,
             violation: None,
             check_every_step: n <= 64,

@@ -299,6 +299,8 @@ pub fn render(s: &ClusterStats, sizes: &MessageSizes) -> String {
             ("address_conflict", x.address_conflict),
             ("unknown_relay_target", x.unknown_relay_target),
             ("unverified_reply_address", x.unverified_reply_address),
+            ("rate_limited", x.rate_limited),
+            ("introduction_limited", x.introduction_limited),
         ],
     );
     family(

@@ -383,3 +383,181 @@ fn push_pull_is_not_reflected_to_an_address_named_inside_the_request() {
     let out = stream(&mut n, ATTACKER, push_pull_request("newcomer", 88, true));
     assert_eq!(streams_to(&out), vec![88]);
 }
+
+fn ping(seq: u32, target: &str) -> Vec<u8> {
+    wire::encode_datagram::<u32>(
+        b"",
+        &Message::Ping {
+            seq,
+            target,
+            checksum: 0,
+        },
+        &[],
+    )
+}
+
+/// Sizes of the datagrams sent to `dest` (timers may send others in the same step).
+fn datagrams(out: &[Output<u32>], dest: u32) -> Vec<usize> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SendDatagram { to, bytes } if *to == dest => Some(bytes.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `a` holding 40 members (so its broadcast queue is full of gossip to piggyback), each
+/// introduced by itself from its own address.
+fn knows_many() -> Node<u32> {
+    let mut n = node("a", 0);
+    for i in 0..40u32 {
+        let name = format!("m{i}");
+        send(&mut n, 100 + i, &[alive(&name, 1, 100 + i)]);
+    }
+    assert!(n.pending_broadcasts() > 0);
+    n
+}
+
+/// Issue 13 (no amplification): an ack to an address no member is held at carries no gossip,
+/// so it is never larger than the ping that triggered it; a member's ack still piggybacks.
+#[test]
+fn an_ack_to_an_unverified_source_is_no_larger_than_its_ping() {
+    let mut n = knows_many();
+    let request = ping(7, "a");
+    let out = n.handle(
+        Input::Datagram {
+            from: ATTACKER,
+            bytes: request.clone(),
+        },
+        Instant::ZERO,
+    );
+    let sent = datagrams(&out, ATTACKER);
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0] <= request.len(),
+        "ack of {} B to a {} B ping",
+        sent[0],
+        request.len()
+    );
+    let out = n.handle(
+        Input::Datagram {
+            from: 100,
+            bytes: request.clone(),
+        },
+        Instant::ZERO,
+    );
+    assert!(
+        datagrams(&out, 100)[0] > request.len(),
+        "a member's ack piggybacks"
+    );
+}
+
+/// Issue 13 (per-source limits): one unverified address draws at most two seconds' worth of
+/// `unverified_reply_rate` replies at once, then the rate; the rest are dropped and counted.
+/// A member's address is never limited.
+#[test]
+fn replies_to_one_unverified_source_are_rate_limited() {
+    let mut n = knows_many();
+    let rate = n.config().unverified_reply_rate as usize;
+    let mut acks = 0;
+    for seq in 0..1_000 {
+        let out = n.handle(
+            Input::Datagram {
+                from: ATTACKER,
+                bytes: ping(seq, "a"),
+            },
+            Instant::ZERO,
+        );
+        acks += datagrams(&out, ATTACKER).len();
+    }
+    assert_eq!(acks, 2 * rate);
+    assert_eq!(n.stats().dropped.rate_limited, 1_000 - 2 * rate as u64);
+    let later = Instant::ZERO + Duration::from_secs(1);
+    let out = n.handle(
+        Input::Datagram {
+            from: ATTACKER,
+            bytes: ping(1, "a"),
+        },
+        later,
+    );
+    assert_eq!(datagrams(&out, ATTACKER).len(), 1, "the allowance refills");
+    for seq in 0..1_000 {
+        let out = n.handle(
+            Input::Datagram {
+                from: 100,
+                bytes: ping(seq, "a"),
+            },
+            later,
+        );
+        assert_eq!(datagrams(&out, 100).len(), 1, "a member is not limited");
+    }
+}
+
+/// Issue 13: forging many source addresses does not multiply the replies: all unverified
+/// addresses together get at most `unverified_reply_global_rate` (two seconds' worth at once),
+/// and the per-source table stays within `max_limited_sources`.
+#[test]
+fn replies_to_many_forged_sources_are_bounded_in_total() {
+    let mut n = knows_many();
+    let total = n.config().unverified_reply_global_rate as usize;
+    let mut acks = 0;
+    for i in 0..20_000u32 {
+        let out = n.handle(
+            Input::Datagram {
+                from: 1_000_000 + i,
+                bytes: ping(i, "a"),
+            },
+            Instant::ZERO,
+        );
+        acks += datagrams(&out, 1_000_000 + i).len();
+    }
+    assert_eq!(acks, 2 * total);
+    n.check_invariants();
+}
+
+/// Issue 13 (join reflection): join requests naming addresses of an attacker's choosing are
+/// answered within the reply limits, not once per request.
+#[test]
+fn join_answers_to_unverified_addresses_are_rate_limited() {
+    let mut n = knows_x();
+    let rate = n.config().unverified_reply_rate as usize;
+    let mut answers = 0;
+    for i in 0..200 {
+        let bytes = push_pull_request(&format!("joiner{i}"), 4_242, true);
+        let out = n.handle(
+            Input::Stream {
+                from: ATTACKER,
+                bytes,
+            },
+            Instant::ZERO,
+        );
+        answers += streams_to(&out).len();
+    }
+    assert_eq!(answers, 2 * rate);
+    assert!(n.stats().dropped.rate_limited > 0);
+}
+
+/// Issue 13 (introductions per source): one source floods a thousand new names in one
+/// instant; at most two seconds' worth of `introductions_per_source` get in, the rest are
+/// counted. Claims about members already held are not limited.
+#[test]
+fn introductions_are_rate_limited_per_source() {
+    let mut n = node("a", 0);
+    let per = n.config().introductions_per_source as usize;
+    let names: Vec<String> = (0..1_000).map(|i| format!("fake{i}")).collect();
+    for chunk in names.chunks(20) {
+        let ups: Vec<_> = chunk.iter().map(|nm| alive(nm, 1, 7_000)).collect();
+        send(&mut n, ATTACKER, &ups);
+    }
+    assert_eq!(n.members().count(), 2 * per);
+    assert_eq!(
+        n.stats().dropped.introduction_limited,
+        (1_000 - 2 * per) as u64
+    );
+    // Another source is not held back by the first one's flood.
+    send(&mut n, 5, &[alive("x", 1, 5)]);
+    assert_eq!(n.member("x").unwrap().state, MemberState::Alive);
+    // Claims about held members still flow from the flooding source.
+    send(&mut n, ATTACKER, &[suspect("fake0", 1, 7_000, "m")]);
+    assert_eq!(n.member("fake0").unwrap().state, MemberState::Suspect);
+}

@@ -55,7 +55,13 @@ fn same_seed_same_outputs_byte_for_byte() {
 /// re-sized; was 0x4f47_eaa3_d881_c8cf with 3,040 events; then issue 13's admission rules
 /// (incarnation window, claims merged at the held address, replies only to verified
 /// addresses) and issue 14's messaging, each neutral on its own base, met the accusation rule
-/// in one tree: was 0x380a_5b95_120f_ba1e with 3,131 events). The hash covers
+/// in one tree: was 0x380a_5b95_120f_ba1e with 3,131 events; then issue 13's reply limits:
+/// acks and nacks to an address no member is held at (a restarted node at a new address, a
+/// joiner not yet gossiped) go bare, without piggybacked gossip and with the checksum
+/// zeroed, and such a ping's checksum no longer feeds the view tracker: was 0x2e3f_c725_87a1_1048 with 3,133 events; then issue
+/// 13's hearsay rule: a failed probe of, or a missing nack from, a member that never answered
+/// this node's probe raises no local health, so timeouts stretch less after restarts: was
+/// 0x7be1_4cc2_732b_6020 with 3,092 events). The hash covers
 /// packet bytes and the `Debug` text of events (`Cluster::output_hash`, a fixed-key SipHash).
 #[test]
 fn chaotic_run_output_is_pinned() {
@@ -69,5 +75,5 @@ fn chaotic_run_output_is_pinned() {
     );
 }
 
-const PINNED_HASH: u64 = 0x2e3f_c725_87a1_1048;
-const PINNED_EVENTS: usize = 3133;
+const PINNED_HASH: u64 = 0xd9d8_a87a_8716_1745;
+const PINNED_EVENTS: usize = 3003;

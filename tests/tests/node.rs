@@ -235,6 +235,8 @@ fn floods_cannot_grow_tables_or_packets_without_bound() {
     let mut cfg = Config::lan();
     cfg.max_members = 300;
     cfg.max_broadcast_queue = 100;
+    // One source floods here; the per-source introduction limit is tested in abuse.rs.
+    cfg.introductions_per_source = 1_000_000;
     let mut n = node("a", 0, cfg.clone());
     let mut t = Instant::ZERO;
     let meta = vec![7u8; 200];
@@ -428,6 +430,14 @@ fn ping_for_another_node_is_not_answered() {
             checksum: 0,
         },
         &[],
+    );
+    // A member pings from its held address (a stranger's ack carries no checksum, issue 13).
+    n.handle(
+        Input::Datagram {
+            from: 4,
+            bytes: gossip(&[alive("p", 1, 4)]),
+        },
+        Instant::ZERO,
     );
     let out = n.handle(Input::Datagram { from: 4, bytes }, Instant::ZERO);
     let ack = out.iter().find_map(|o| match o {

@@ -151,6 +151,31 @@ pub struct Config {
     // Application messaging (issue 14).
     /// Direct messages, user events and queries: payload sizes, dedupe and queue bounds.
     pub messaging: MessagingConfig,
+    // -- abuse resistance, wave 3 (issue 13): reply and introduction limits --
+    /// Replies per second this node sends to one address that is not a member's: acks to
+    /// pings, relayed acks and nacks, join answers (`docs/security.md`). Such a source is
+    /// unverified (UDP sources can be forged), so it gets a bare reply (no piggybacked
+    /// gossip, never larger than the request) and at most this many a second, in bursts of up
+    /// to two seconds' worth; requests beyond are dropped and counted
+    /// (`DropReason::RateLimited`). Members' addresses are not limited. Default 10 per second;
+    /// within 1..=1,000,000.
+    pub unverified_reply_rate: u32,
+    /// Replies per second to all non-member addresses together (same bursts), so forging
+    /// many source addresses does not multiply what the node sends. Joiners beyond it retry
+    /// (`join_retry_initial`). Default 100 per second; within 1..=1,000,000.
+    pub unverified_reply_global_rate: u32,
+    /// New members one source address may introduce per second in datagrams (gossip), in
+    /// bursts of up to two seconds' worth; further introductions are dropped and counted
+    /// (`DropReason::IntroductionLimited`) and reach this node again by push-pull or by
+    /// another member's gossip. Claims about members already held are not limited. Default
+    /// 10 per second (bursts of 20): a flood of 100,000 names from one source then leaves
+    /// about 34 fakes, and a real crash is still detected within 2× the normal time
+    /// (`swim-sim/tests/adversary.rs`); within 1..=1,000,000.
+    pub introductions_per_source: u32,
+    /// Source addresses the per-source limits track at once (a bounded table: at the bound,
+    /// sources whose allowance has refilled are forgotten first, then the lowest address).
+    /// Default 4,096; within 16..=2²⁰.
+    pub max_limited_sources: usize,
 }
 
 impl Default for Config {
@@ -197,6 +222,10 @@ impl Config {
             max_incarnation_jump: 1_000,
             incarnation_ceiling: 1 << 32,
             messaging: MessagingConfig::default(),
+            unverified_reply_rate: 10,
+            unverified_reply_global_rate: 100,
+            introductions_per_source: 10,
+            max_limited_sources: 4_096,
         }
     }
 
@@ -334,6 +363,30 @@ impl Config {
             self.incarnation_ceiling,
             0,
             u64::MAX >> 16,
+        )?;
+        range(
+            "unverified_reply_rate",
+            self.unverified_reply_rate.into(),
+            1,
+            1_000_000,
+        )?;
+        range(
+            "unverified_reply_global_rate",
+            self.unverified_reply_global_rate.into(),
+            1,
+            1_000_000,
+        )?;
+        range(
+            "introductions_per_source",
+            self.introductions_per_source.into(),
+            1,
+            1_000_000,
+        )?;
+        range(
+            "max_limited_sources",
+            self.max_limited_sources as u64,
+            16,
+            1 << 20,
         )?;
         self.state.validate(self.max_stream_message_size)?;
         self.messaging

@@ -15,7 +15,7 @@
 //! | `heal` | partition healing | `HealState` |
 //! | `command` | application commands | |
 //! | `receive` | decoding and dispatch of received packets | `Buffers::plain` |
-//! | `admission` | which received claims may be merged: incarnation window, address conflicts (`docs/security.md`) | |
+//! | `admission` | which received claims may be merged: incarnation window, address conflicts; reply and introduction limits (`docs/security.md`) | `limits` |
 //! | `state`, `state_sync` | replicated key/value state and its anti-entropy (`docs/protocol.md` §10) | `state`, `state_queue` |
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
 //! | `remove` | operator removal (`docs/protocol.md` §12.1) | `removals` |
@@ -174,6 +174,9 @@ pub struct Node<A: Address> {
     // --- protocol stats with timings (issue 14) ---
     /// Send times of the probe and period in flight (`timing`).
     timing: timing::TimingState,
+    // Abuse resistance, wave 3 (issue 13).
+    /// Reply limits for unverified addresses and per-source introduction limits (`admission`).
+    limits: admission::Limits<A>,
 }
 
 impl<A: Address> Node<A> {
@@ -233,6 +236,7 @@ impl<A: Address> Node<A> {
             fd_paused: false,
             messaging: messaging::Messaging::new(config_messaging_queue, h6),
             timing: timing::TimingState::default(),
+            limits: admission::Limits::new(),
         })
     }
 
@@ -423,6 +427,10 @@ impl<A: Address> Node<A> {
             "state queue within bound"
         );
         self.check_messaging_invariants();
+        assert!(
+            self.limits.len() <= self.config.max_limited_sources,
+            "per-source limit tables within max_limited_sources"
+        );
         self.state.check_invariants(&self.config.state);
         let fresh = self
             .members

@@ -166,8 +166,9 @@ impl<A: Address> Node<A> {
             self.send_datagram(to, &msg, None, false, out);
         }
         self.stats.indirect_probes += helpers.len() as u64;
+        let expected = self.expected_nacks(&helpers); // hearsay helpers owe no nack (issue 13)
         if let Some(p) = self.probing.in_flight.as_mut() {
-            p.expected_nacks = helpers.len();
+            p.expected_nacks = expected;
         }
     }
 
@@ -177,7 +178,7 @@ impl<A: Address> Node<A> {
         let missed = if p.expected_nacks > 0 {
             p.expected_nacks.saturating_sub(p.nacks)
         } else {
-            1
+            usize::from(self.is_confirmed(p.target.as_str())) // hearsay costs no health (issue 13)
         };
         self.health.apply(missed as i64);
         let Some(slot) = self.members.slot(p.target.as_str()) else {
@@ -203,22 +204,18 @@ impl<A: Address> Node<A> {
 
     pub(super) fn on_ack(&mut self, from: &A, seq: u32, checksum: u64, out: &mut Vec<Output<A>>) {
         if let Some(r) = self.probing.relays.remove(&seq) {
-            self.send_datagram(
-                r.requester,
-                &Message::Ack {
-                    seq: r.requester_seq,
-                    checksum,
-                },
-                None,
-                false,
-                out,
-            );
+            let ack = Message::Ack {
+                seq: r.requester_seq,
+                checksum,
+            };
+            self.send_reply(r.requester, &ack, out); // bare to a non-member (issue 13)
             return;
         }
         if let Some(p) = self.probing.in_flight.take_if(|p| p.seq == seq) {
             self.timers.clear(TimerKind::Indirect);
             self.timing_probe_acked(from, &p);
             self.health.apply(-1);
+            self.confirm_member(p.target.as_str(), &p.target_addr); // issue 13
             // A relayed ack carries the target's checksum: compare it, sync with the target.
             let peer = if p.indirect_sent {
                 p.target_addr
@@ -234,7 +231,7 @@ impl<A: Address> Node<A> {
     /// Answers a probe of this node, with its membership checksum.
     pub(super) fn send_ack(&mut self, to: A, seq: u32, out: &mut Vec<Output<A>>) {
         let checksum = self.checksum();
-        self.send_datagram(to, &Message::Ack { seq, checksum }, None, false, out);
+        self.send_reply(to, &Message::Ack { seq, checksum }, out); // bare to a non-member (issue 13)
     }
 
     pub(super) fn on_ping_req(
@@ -306,15 +303,10 @@ impl<A: Address> Node<A> {
             .remove(&seq)
             .expect("relay checked above");
         if r.want_nack {
-            self.send_datagram(
-                r.requester,
-                &Message::Nack {
-                    seq: r.requester_seq,
-                },
-                None,
-                false,
-                out,
-            );
+            let nack = Message::Nack {
+                seq: r.requester_seq,
+            };
+            self.send_reply(r.requester, &nack, out); // bare to a non-member (issue 13)
         }
     }
 }

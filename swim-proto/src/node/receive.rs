@@ -1,6 +1,7 @@
 //! Receiving: datagrams and stream messages are unsealed, decoded and validated whole before
 //! anything in them is applied; garbage is dropped, counted in [`Stats::dropped`] and reported
-//! as [`Event::PacketDropped`], never an error or a panic. Each received claim must pass
+//! as [`Event::PacketDropped`], never an error or a panic. Each received claim, each new member
+//! a datagram introduces and each reply to an unverified address must pass
 //! `node/admission.rs`. Each message then goes to its room: probes to `node/probe.rs`, claims to `node/updates.rs`, snapshots to `node/sync.rs`
 //! and `node/heal.rs`, state to `node/state.rs`.
 //!
@@ -61,6 +62,9 @@ impl<A: Address> Node<A> {
         }
         self.stats.received.bump(dg.message.kind());
         for u in &dg.updates {
+            if !self.may_introduce(u, from) {
+                continue;
+            }
             if let Some(u) = self.admit_update(u, Some(from), out) {
                 self.apply_update(&u, Source::Gossip { from: Some(from) }, out);
             }
@@ -78,7 +82,12 @@ impl<A: Address> Node<A> {
                 if target != self.local.name.as_str() {
                     return self.drop_packet(from, DropReason::PingForOtherNode, out);
                 }
-                self.observe_checksum(from.clone(), checksum);
+                // An unverified source's checksum could aim a push-pull at a third party.
+                if self.members.has_addr(from) {
+                    self.observe_checksum(from.clone(), checksum);
+                } else if !self.may_reply(from, out) {
+                    return;
+                }
                 self.send_ack(from.clone(), seq, out);
             }
             Message::PingReq {
@@ -92,6 +101,9 @@ impl<A: Address> Node<A> {
                 }
                 if target != self.local.name.as_str() && !self.holds_at(target, &target_addr) {
                     return self.drop_packet(from, DropReason::UnknownRelayTarget, out);
+                }
+                if !self.may_reply(from, out) {
+                    return;
                 }
                 self.on_ping_req(from, seq, target, target_addr, want_nack, out);
             }
@@ -203,6 +215,10 @@ impl<A: Address> Node<A> {
         let request = matches!(msg.header.kind, StreamKind::Heal { reply: false }) || !reply;
         if request && !join && !verified {
             return self.drop_packet(from, DropReason::UnverifiedReplyAddress, out);
+        }
+        // A join names its own reply address: answered within the reply limits.
+        if request && join && !verified && !self.within_reply_limits(&sender_addr, out) {
+            return;
         }
         if let StreamKind::Heal { reply: false } = msg.header.kind {
             self.send_snapshot(sender_addr, StreamKind::Heal { reply: true }, out);

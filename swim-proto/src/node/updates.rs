@@ -196,10 +196,10 @@ impl<A: Address> Node<A> {
         self.sync.table_changes += 1;
         let now = self.now;
         let new_state = u.state();
+        let mut changed = self.members.at(slot).member.addr != *u.addr();
+        self.members.set_addr(slot, u.addr().clone()); // keeps the address index (issue 13)
         let e = self.members.at_mut(slot);
         let old_state = e.member.state;
-        let mut changed = e.member.addr != *u.addr();
-        e.member.addr = u.addr().clone();
         if let Update::Alive { meta, .. } = u
             && *meta != e.member.meta.as_bytes()
         {

@@ -15,8 +15,11 @@ impl Scenario {
     /// Checks node indices, probabilities and the config; names what is wrong.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let err = |m: String| Err(ScenarioError(m));
-        if self.nodes < 1 {
-            return err("nodes must be at least 1".into());
+        if !(1..=MAX_NODES).contains(&self.nodes) {
+            return err(format!(
+                "nodes must be within 1..={MAX_NODES} (the command line's bound), got {}",
+                self.nodes
+            ));
         }
         self.config
             .validate()
@@ -92,6 +95,13 @@ impl Scenario {
             {
                 return bad("rate must be within 0..=1");
             }
+            if let Fault::ClockSkew { ppm, .. } = f.fault
+                && !(MIN_SKEW_PPM..=MAX_SKEW_PPM).contains(&ppm)
+            {
+                return bad(&format!(
+                    "ppm must be within {MIN_SKEW_PPM}..={MAX_SKEW_PPM} (a clock must move forward), got {ppm}"
+                ));
+            }
             if let Fault::Partition { duration, .. } = f.fault
                 && duration.is_zero()
             {
@@ -162,6 +172,15 @@ mod tests {
         let bad = Scenario::from_toml("nodes = 3\n[start]\nmode = \"join-storm\"\nwithin = \"0s\"")
             .unwrap_err();
         assert!(bad.0.contains("start.within"), "{bad}");
+        for ppm in ["-1000000", "-2000000", "9000000000000"] {
+            let bad = Scenario::from_toml(&format!(
+                "nodes = 3\n[[faults]]\nat = \"1s\"\nkind = \"clock-skew\"\nnode = 1\nppm = {ppm}"
+            ))
+            .unwrap_err();
+            assert!(bad.0.contains("ppm must be within"), "{bad}");
+        }
+        let bad = Scenario::from_toml("nodes = 100001").unwrap_err();
+        assert!(bad.0.contains("nodes must be within 1..=100000"), "{bad}");
         let bad = Scenario::from_toml("nodes = 3\n[config]\nprobe_interval = \"0s\"").unwrap_err();
         assert!(bad.0.contains("probe_interval"), "{bad}");
     }

@@ -103,7 +103,9 @@ pub enum Fault {
     ClockSkew {
         /// Which node.
         node: NodeId,
-        /// Rate error in parts per million (50,000 = 5% fast).
+        /// Rate error in parts per million (50,000 = 5% fast), within
+        /// [`MIN_SKEW_PPM`]`..=`[`MAX_SKEW_PPM`] (a clock that stops or runs backwards is
+        /// refused).
         ppm: i64,
     },
     /// The node leaves gracefully, then its process exits when the leave is out.
@@ -369,6 +371,22 @@ impl std::error::Error for ScenarioError {}
 
 mod built_in;
 mod file;
+
+/// Most nodes a run may have (the command line's `--nodes` bound, and scenario files').
+pub const MAX_NODES: usize = 100_000;
+/// Slowest clock skew: the clock must still move forward (−1,000,000 would stop it).
+pub const MIN_SKEW_PPM: i64 = -999_999;
+/// Fastest clock skew: 1,000× real time.
+pub const MAX_SKEW_PPM: i64 = 1_000_000_000;
+/// Resident memory per member-table entry measured in large runs (issue 13); every node holds
+/// an entry per other node, so a run needs about n² of them.
+pub const BYTES_PER_MEMBER_ENTRY: u64 = 87;
+
+/// The memory a run of `nodes` nodes needs, roughly: n² member entries of
+/// [`BYTES_PER_MEMBER_ENTRY`].
+pub fn memory_estimate(nodes: usize) -> u64 {
+    (nodes as u64).saturating_mul(nodes as u64) * BYTES_PER_MEMBER_ENTRY
+}
 
 pub use built_in::{BUILT_IN, Knobs, RestartMode};
 

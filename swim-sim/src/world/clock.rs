@@ -14,6 +14,10 @@ pub(super) struct Clock {
 impl Clock {
     /// From `now` on, the clock runs `ppm` parts per million fast (or slow, if negative).
     pub(super) fn set_rate(&mut self, now: Instant, ppm: i64) {
+        assert!(
+            (crate::scenario::MIN_SKEW_PPM..=crate::scenario::MAX_SKEW_PPM).contains(&ppm),
+            "clock skew ppm {ppm} out of range: a clock must move forward (scenarios validate it)"
+        );
         self.origin = (now, self.local(now));
         self.ppm = ppm;
     }

@@ -82,6 +82,10 @@ impl World {
     }
 
     /// Node `v`'s clock runs `ppm` parts per million fast (positive) or slow from now.
+    ///
+    /// # Panics
+    /// If `ppm` is outside `scenario::MIN_SKEW_PPM..=MAX_SKEW_PPM` (the clock would stop or
+    /// run backwards, and the run never end).
     pub fn skew_clock(&mut self, v: NodeId, ppm: i64) {
         self.nodes[v as usize].clock.set_rate(self.now, ppm);
     }

@@ -98,6 +98,8 @@ impl World {
         t.datagrams += 1;
         t.datagram_bytes += bytes.len() as u64;
         if to as usize >= self.nodes.len() {
+            self.outside.datagrams += 1;
+            self.outside.datagram_bytes += bytes.len() as u64;
             return;
         }
         match self.net.datagram(v, to, bytes.len(), &mut self.rng) {
@@ -122,6 +124,8 @@ impl World {
         t.streams += 1;
         t.stream_bytes += bytes.len() as u64;
         if to as usize >= self.nodes.len() {
+            self.outside.streams += 1;
+            self.outside.stream_bytes += bytes.len() as u64;
             return;
         }
         if let Some(d) = self.net.stream(v, to, &mut self.rng) {
