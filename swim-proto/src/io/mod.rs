@@ -149,6 +149,15 @@ pub enum Command<A> {
         /// At most `MessagingConfig::max_query_payload` bytes.
         payload: Vec<u8>,
     },
+    // --- lifecycle and reconfiguration (issue 14) ---
+    /// Apply a new config without a restart (the Clojure membership API's `configure!`,
+    /// `docs/protocol.md` §12.3): validated as [`Node::new`](crate::Node::new) validates one,
+    /// and refused with [`CommandError::Reconfigure`] (the field named, nothing changed) if a
+    /// bound is below what the node holds now. Identity, `keyring` and `start_incarnation` stay
+    /// as they were ([`Config::fixed_at_run_time`](crate::Config::fixed_at_run_time)).
+    Reconfigure(
+        #[cfg_attr(feature = "arbitrary", arbitrary(default))] alloc::boxed::Box<crate::Config>,
+    ),
 }
 
 /// Which members answer a [`Command::Query`]: all conditions must hold; the default (empty)
@@ -255,6 +264,10 @@ pub enum CommandError {
     },
     /// `Respond` to a query that is unknown here, past its deadline or already answered.
     UnknownQuery,
+    // --- lifecycle and reconfiguration (issue 14) ---
+    /// `Reconfigure` with a config that does not validate, or with a bound below what the node
+    /// holds now; the error names the field.
+    Reconfigure(crate::config::ConfigError),
 }
 
 impl fmt::Display for CommandError {
@@ -290,6 +303,7 @@ impl fmt::Display for CommandError {
             CommandError::UnknownQuery => {
                 f.write_str("query unknown here, past its deadline or already answered")
             }
+            CommandError::Reconfigure(e) => write!(f, "reconfigure: {e}"),
         }
     }
 }

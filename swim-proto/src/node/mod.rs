@@ -22,6 +22,7 @@
 //! | `lifecycle` | pausing the failure detector (`docs/protocol.md` §12.2) | `fd_paused` |
 //! | `messaging`, `user_event`, `query` | direct messages, Serf user events and queries (`docs/protocol.md` §13) | `messaging` |
 //! | `timing` | protocol timings: probe round trips, periods, suspicion durations (`docs/protocol.md` §14) | `timing` |
+//! | `reconfigure` | a new config applied at run time (`docs/protocol.md` §12.3) | |
 //!
 //! Packet framing and encryption are `crate::packet`.
 
@@ -56,6 +57,8 @@ mod query;
 mod user_event;
 // Protocol stats with timings (issue 14).
 mod timing;
+// Lifecycle and reconfiguration (issue 14).
+mod reconfigure;
 
 pub(crate) use gossip::BroadcastQueue;
 pub use view::View;
