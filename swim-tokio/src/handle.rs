@@ -415,6 +415,33 @@ impl Cluster {
             None => Events::new(broadcast::channel(1).1),
         }
     }
+
+    // --- lifecycle, reconfiguration and readiness (issue 14) ---
+
+    /// Applies a new core config without a restart (`docs/protocol.md` §12.3): validated as at
+    /// start, refused with [`Error::Config`] naming the field (`core.max_members`, ...) if a
+    /// value is out of range or a bound is below what the node holds now; nothing changes
+    /// then. Timers are rescheduled from now. Returns the fields that differ but keep their
+    /// running values: `keyring` and `start_incarnation` (the core's
+    /// [`Config::fixed_at_run_time`](swim_proto::Config::fixed_at_run_time)) and
+    /// `max_stream_message_size` (the stream acceptor's limit, fixed at start).
+    pub async fn reconfigure(
+        &self,
+        mut core: swim_proto::Config,
+    ) -> Result<Vec<&'static str>, Error> {
+        let running = self.inspect(|n| n.config().clone()).await?;
+        let mut fixed = running.fixed_at_run_time(&core);
+        if core.max_stream_message_size != running.max_stream_message_size {
+            core.max_stream_message_size = running.max_stream_message_size;
+            fixed.push("max_stream_message_size");
+        }
+        match self.command(Command::Reconfigure(Box::new(core))).await {
+            Err(Error::Command(swim_proto::CommandError::Reconfigure(e))) => {
+                Err(Error::config(&format!("core.{}", e.field), e.problem))
+            }
+            r => r.map(|()| fixed),
+        }
+    }
 }
 
 /// 64 bits from OS-seeded randomness (std's `RandomState` keys) mixed with the time: the core's
