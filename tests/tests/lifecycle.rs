@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use swim_proto::{Command, CommandError, Config, Event, Input, Instant, MemberState};
+use swim_proto::{Command, CommandError, Config, Event, Input, Instant, MemberState, Status};
 use swim_tests::{Addr, Cluster, is_failed_about, is_suspected_about};
 
 fn secs(s: u64) -> Duration {
@@ -150,4 +150,140 @@ fn reconfiguration_keeps_identity_keyring_and_start_incarnation() {
     );
     assert_eq!(node.config().start_incarnation, 0);
     assert_eq!(node.config().probe_interval, Config::wan().probe_interval);
+}
+
+fn statuses_of(c: &Cluster, a: Addr) -> Vec<(Status, Status)> {
+    c.log
+        .iter()
+        .filter(|o| o.observer == a)
+        .filter_map(|o| match o.event {
+            Event::StatusChanged { from, to } => Some((from, to)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A node's status walks starting → running (started) → joining → running (joined) →
+/// leaving → stopped, each change reported once, and `ready` follows the join.
+#[test]
+fn status_walks_the_lifecycle_and_ready_follows_the_join() {
+    let seed = 21;
+    let mut c = Cluster::new(4, Config::lan(), seed);
+    assert_eq!(c.node(1).unwrap().status(), Status::Starting);
+    assert!(
+        !c.node(1).unwrap().ready(),
+        "not ready before the first input"
+    );
+    c.input(1, Input::Tick); // the first input starts the node
+    assert_eq!(c.node(1).unwrap().status(), Status::Running);
+    assert!(
+        c.node(1).unwrap().ready(),
+        "a first member is ready once started"
+    );
+    c.input(1, Input::Command(Command::Join { seeds: vec![0] }));
+    assert_eq!(c.node(1).unwrap().status(), Status::Joining);
+    assert!(
+        !c.node(1).unwrap().ready(),
+        "seed {seed}: not ready while joining"
+    );
+    for a in [2, 3] {
+        c.input(a, Input::Command(Command::Join { seeds: vec![0] }));
+    }
+    c.run_for(secs(5));
+    assert_eq!(c.node(1).unwrap().status(), Status::Running);
+    assert!(c.node(1).unwrap().ready(), "seed {seed}: ready once joined");
+    let names: Vec<&str> = c
+        .node(1)
+        .unwrap()
+        .join_answered()
+        .map(|n| n.as_str())
+        .collect();
+    assert_eq!(names, [c.name(0)], "seed {seed}: the seed answered");
+    c.input(1, Input::Command(Command::Leave));
+    c.run_for(secs(10));
+    assert_eq!(c.node(1).unwrap().status(), Status::Stopped);
+    use Status::*;
+    assert_eq!(
+        statuses_of(&c, 1),
+        [
+            (Starting, Running),
+            (Running, Joining),
+            (Joining, Running),
+            (Running, Leaving),
+            (Leaving, Stopped)
+        ],
+        "seed {seed}"
+    );
+}
+
+/// Join size 3 and parallelism 2 over five seeds (ringpop's `BootstrapOptions`): two batches
+/// of two are contacted, the join completes at the third answer, and the fifth seed is never
+/// contacted.
+#[test]
+fn join_size_and_parallelism_bound_the_seeds_contacted() {
+    let seed = 22;
+    let mut c = Cluster::new(7, Config::lan(), seed);
+    for a in 1..5 {
+        c.input(a, Input::Command(Command::Join { seeds: vec![0] }));
+    }
+    c.run_for(secs(10));
+    let mut cfg = Config::lan();
+    cfg.join.size = 3;
+    cfg.join.parallelism = 2;
+    cfg.join.attempt_timeout = Duration::from_millis(500);
+    c.configure(6, cfg);
+    c.input(
+        6,
+        Input::Command(Command::Join {
+            seeds: vec![0, 1, 2, 3, 4],
+        }),
+    );
+    let ok = c.run_until_true(secs(10), Duration::from_millis(50), |c| {
+        c.node(6).unwrap().status() == Status::Running
+    });
+    assert!(ok, "seed {seed}: the join completed");
+    let node = c.node(6).unwrap();
+    let answered: Vec<String> = node.join_answered().map(|n| n.to_string()).collect();
+    assert_eq!(answered.len(), 3, "seed {seed}: {answered:?}");
+    assert!(
+        !answered.iter().any(|n| n == c.name(4)),
+        "seed {seed}: the fifth seed was never needed: {answered:?}"
+    );
+    assert_eq!(node.stats().join_attempts, 2, "seed {seed}: two batches");
+}
+
+/// With `join.max_duration`, a join nobody answers gives up with `JoinFailed`, the node goes
+/// back to `Starting` and stops contacting the seeds.
+#[test]
+fn a_join_past_its_max_duration_fails_and_stops() {
+    let seed = 23;
+    let mut c = Cluster::new(3, Config::lan(), seed);
+    c.crash(0);
+    let mut cfg = Config::lan();
+    cfg.join.max_duration = secs(5);
+    c.configure(1, cfg);
+    let t0 = c.now();
+    c.input(1, Input::Command(Command::Join { seeds: vec![0] }));
+    c.run_for(secs(10));
+    let failed: Vec<_> = c
+        .log
+        .iter()
+        .filter(|o| o.observer == 1 && matches!(o.event, Event::JoinFailed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1, "seed {seed}: one JoinFailed");
+    assert_eq!(
+        failed[0].at.saturating_duration_since(t0),
+        secs(5),
+        "seed {seed}"
+    );
+    let node = c.node(1).unwrap();
+    assert_eq!(node.status(), Status::Starting);
+    assert!(!node.ready());
+    let attempts = node.stats().join_attempts;
+    c.run_for(secs(60));
+    assert_eq!(
+        c.node(1).unwrap().stats().join_attempts,
+        attempts,
+        "seed {seed}: no attempt after giving up"
+    );
 }

@@ -15,7 +15,10 @@ pub mod duration;
 mod state;
 // Application messaging (issue 14).
 mod messaging;
+// Lifecycle and bootstrap (issue 14).
+mod join;
 
+pub use join::JoinConfig;
 pub use messaging::MessagingConfig;
 pub use state::{StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig};
 
@@ -151,6 +154,10 @@ pub struct Config {
     // Application messaging (issue 14).
     /// Direct messages, user events and queries: payload sizes, dedupe and queue bounds.
     pub messaging: MessagingConfig,
+    // Lifecycle and bootstrap (issue 14).
+    /// Join size, parallelism, per-attempt timeout and longest join (ringpop's
+    /// `BootstrapOptions`).
+    pub join: JoinConfig,
 }
 
 impl Default for Config {
@@ -197,6 +204,7 @@ impl Config {
             max_incarnation_jump: 1_000,
             incarnation_ceiling: 1 << 32,
             messaging: MessagingConfig::default(),
+            join: JoinConfig::default(),
         }
     }
 
@@ -338,6 +346,7 @@ impl Config {
         self.state.validate(self.max_stream_message_size)?;
         self.messaging
             .validate(self.max_packet_size, self.max_stream_message_size)?;
+        self.join.validate()?;
         if let Some(k) = &self.keyring {
             k.check().map_err(|why| ConfigError::new("keyring", why))?;
         }

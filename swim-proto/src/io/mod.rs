@@ -532,6 +532,24 @@ pub enum Event<A> {
         /// Answers collected.
         responses: usize,
     },
+    // --- lifecycle and bootstrap (issue 14, `docs/protocol.md` §12.4) ---
+    /// The node's [`Status`](crate::Status) changed (reported at the end of the input that
+    /// changed it).
+    StatusChanged {
+        /// The status before.
+        from: crate::Status,
+        /// The status now.
+        to: crate::Status,
+    },
+    /// A join gave up: no seed answered within `join.max_duration`. The node is back to
+    /// [`Status::Starting`](crate::Status::Starting) and contacts no seed until the next
+    /// [`Command::Join`].
+    JoinFailed {
+        /// Why.
+        reason: JoinFailure,
+        /// Join attempts (batches of seeds contacted) this join made.
+        attempts: u64,
+    },
 }
 
 impl<A> Event<A> {
@@ -564,8 +582,19 @@ impl<A> Event<A> {
             Event::Query { .. } => "query",
             Event::QueryResponse { .. } => "query_response",
             Event::QueryDone { .. } => "query_done",
+            Event::StatusChanged { .. } => "status_changed",
+            Event::JoinFailed { .. } => "join_failed",
         }
     }
+}
+
+/// Why a join gave up ([`Event::JoinFailed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JoinFailure {
+    /// No seed answered within `join.max_duration`.
+    MaxDuration,
 }
 
 /// Serde helpers for the leaves of [`Event`]'s serialized form.
