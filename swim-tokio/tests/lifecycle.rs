@@ -2,8 +2,11 @@
 //! real UDP and TCP sockets, fast timers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use swim_proto::Status;
 use swim_tokio::{Cluster, DriverConfig, Error, Preset};
 
 /// Fast timers: 200 ms probes (as `tests/control.rs`).
@@ -44,5 +47,49 @@ async fn reconfigure_applies_at_run_time_and_names_what_it_keeps() {
     }
     let after = node.inspect(|n| n.config().clone()).await.unwrap();
     assert_eq!(after, running, "a refused reconfiguration changes nothing");
+    node.shutdown().await.unwrap();
+}
+
+/// `join` waits for the join and returns the members that answered; status and readiness
+/// follow, and an application's `stabilize` check holds readiness until it confirms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_returns_who_answered_and_stabilize_holds_readiness() {
+    let a = Cluster::start(config("lc-a", &[])).await.unwrap();
+    let b = Cluster::start(config("lc-b", &[])).await.unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), b.join([a.addr().to_string()]))
+        .await
+        .expect("joined within 10 s")
+        .unwrap();
+    let names: Vec<&str> = answered.iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["lc-a"]);
+    assert_eq!(b.status().await.unwrap(), Status::Running);
+    assert!(b.ready().await.unwrap());
+    let stable = Arc::new(AtomicBool::new(false));
+    let flag = stable.clone();
+    b.set_stabilize(move || flag.load(Ordering::SeqCst));
+    assert!(!b.ready().await.unwrap(), "held by the application");
+    stable.store(true, Ordering::SeqCst);
+    assert!(b.ready().await.unwrap(), "released by the application");
+    b.leave().await.unwrap();
+    assert_eq!(b.status().await.unwrap(), Status::Stopped);
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+}
+
+/// With `core.join.max_duration`, a join nobody answers fails with `Error::JoinFailed` and the
+/// node is back to `starting`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_nobody_answers_fails_after_max_duration() {
+    let mut cfg = config("lc-lonely", &[]);
+    cfg.core.join.max_duration = Duration::from_secs(1);
+    let node = Cluster::start(cfg).await.unwrap();
+    // A bound, silent port: nobody answers there.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t0 = std::time::Instant::now();
+    let r = node.join([silent.local_addr().unwrap().to_string()]).await;
+    assert!(matches!(r, Err(Error::JoinFailed { .. })), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(node.status().await.unwrap(), Status::Starting);
+    assert!(!node.ready().await.unwrap());
     node.shutdown().await.unwrap();
 }

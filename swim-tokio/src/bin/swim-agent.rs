@@ -439,6 +439,14 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
             let (handlers_tx, handlers_rx) =
                 watch::channel(s.agent.handlers().map_err(|e| e.to_string())?);
             swim_tokio::handlers::spawn(&cluster, handlers_rx);
+            // Lifecycle lines (issue 14): `started` first, `stopped` last.
+            let lifecycle_line = |event: &str| {
+                json!({
+                    "ts_ms": unix_ms(), "event": event,
+                    "node": cluster.name(), "addr": cluster.addr().to_string(),
+                })
+            };
+            let _ = writeln!(std::io::stdout().lock(), "{}", lifecycle_line("started"));
             let printer = tokio::spawn(async move {
                 while let Some(item) = events.recv().await {
                     let line = match item {
@@ -468,6 +476,7 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
             }
             let _ = cluster.shutdown().await;
             let _ = printer.await;
+            let _ = writeln!(std::io::stdout().lock(), "{}", lifecycle_line("stopped"));
             Ok(ExitCode::SUCCESS)
         }
         .instrument(span)
