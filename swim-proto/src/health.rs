@@ -29,6 +29,13 @@ impl LocalHealth {
         self.score
     }
 
+    /// Changes the bound (runtime reconfiguration); a score above the new bound is lowered to
+    /// its top, `max − 1`.
+    pub(crate) fn set_max(&mut self, max: u32) {
+        self.max = max.max(1);
+        self.score = self.score.min(self.max - 1);
+    }
+
     /// `d · (score + 1)`.
     pub(crate) fn scale(&self, d: Duration) -> Duration {
         d.saturating_mul(self.score + 1)

@@ -116,16 +116,17 @@ pub mod trace;
 pub mod wire;
 
 pub use config::{
-    Config, ConfigError, MessagingConfig, StateConfig, StateTypeConfig, VIEW_STATE_TYPE,
-    ViewConfig, duration,
+    Config, ConfigError, JoinConfig, MessagingConfig, StateConfig, StateTypeConfig,
+    VIEW_STATE_TYPE, ViewConfig, duration,
 };
 pub use hash::{Fnv1a64, fnv1a64};
 pub use io::{
-    Command, CommandError, Event, Identity, Input, Output, QueryFilter, QueryId, StateWrite,
+    Command, CommandError, Event, Identity, Input, JoinFailure, Output, QueryFilter, QueryId,
+    StateWrite,
 };
 pub use keyring::{Keyring, KeyringError, SecretKey};
 pub use member::{Member, MemberState, Metadata, NameError, NodeName, overrides};
-pub use node::{Address, Node, View};
+pub use node::{Address, Node, Status, View};
 pub use packet::{
     MAX_DATAGRAM_SIZE, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_STATE_TYPE_LEN, MIN_DATAGRAM_SIZE,
 };

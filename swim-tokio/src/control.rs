@@ -147,7 +147,9 @@ pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
         .route("/view", get(view))
         .route("/leader", get(leader))
         .route("/keys", get(keys))
-        .route("/events", get(events));
+        .route("/events", get(events))
+        // Lifecycle (issue 14).
+        .route("/status", get(status));
     let writes = Router::new()
         .route("/join", post(join))
         .route("/leave", post(leave))
@@ -264,20 +266,57 @@ async fn ready(State(api): State<Api>) -> Response {
             (
                 n.local().state.is_active(),
                 n.count(swim_proto::MemberState::Alive),
+                n.status(),
             )
         })
         .await;
     let (code, why) = match r {
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Ok((false, _)) => (StatusCode::SERVICE_UNAVAILABLE, "the node has left".into()),
-        Ok((true, 0)) if api.expect_peers => (
+        Ok((false, _, _)) => (StatusCode::SERVICE_UNAVAILABLE, "the node has left".into()),
+        Ok((true, 0, _)) if api.expect_peers => (
             StatusCode::SERVICE_UNAVAILABLE,
             "not joined yet: no other member alive".into(),
         ),
-        Ok(_) => (StatusCode::OK, String::new()),
+        // Lifecycle readiness (issue 14): the core's, then the application's stabilize check.
+        Ok((true, _, status)) => match api.cluster.ready().await {
+            Ok(true) => (StatusCode::OK, String::new()),
+            Ok(false) if status == swim_proto::Status::Running => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "running, not stable yet".into(),
+            ),
+            Ok(false) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("status {}", status.as_str()),
+            ),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        },
     };
     let ready = code == StatusCode::OK;
     (code, Json(json!({ "ready": ready, "reason": why }))).into_response()
+}
+
+/// How long `POST /join` waits for the join to complete before answering `"joined": false`.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `GET /status` (issue 14): lifecycle status, readiness, whether the failure detector is
+/// paused, and the members that answered the last join.
+async fn status(State(api): State<Api>) -> Response {
+    let r = api
+        .cluster
+        .inspect(|n| {
+            let answered: Vec<String> = n.join_answered().map(|m| m.to_string()).collect();
+            (n.status(), n.failure_detector_paused(), answered)
+        })
+        .await;
+    let ready = api.cluster.ready().await;
+    reply(r.and_then(|(status, paused, answered)| {
+        Ok(json!({
+            "status": status.as_str(),
+            "ready": ready?,
+            "failure_detector_paused": paused,
+            "join_answered": answered,
+        }))
+    }))
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
@@ -433,12 +472,16 @@ struct JoinBody {
 
 async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> Response {
     let n = b.seeds.len();
-    reply(
-        api.cluster
-            .join(b.seeds)
-            .await
-            .map(|()| json!({ "joined_through": n })),
-    )
+    // The join goes on in the background past this wait; `/status` tells how it ends.
+    match tokio::time::timeout(JOIN_WAIT, api.cluster.join(b.seeds)).await {
+        Ok(r) => reply(r.map(|answered| {
+            let answered: Vec<&str> = answered.iter().map(|n| n.as_str()).collect();
+            json!({ "joined_through": n, "joined": true, "answered": answered })
+        })),
+        Err(_) => reply(Ok(
+            json!({ "joined_through": n, "joined": false, "status": "joining" }),
+        )),
+    }
 }
 
 async fn leave(State(api): State<Api>) -> Response {

@@ -37,6 +37,16 @@ pub enum Error {
     /// The node task has stopped (after `shutdown`, or the runtime is gone).
     #[error("the cluster node has shut down")]
     Shutdown,
+    // Lifecycle and bootstrap (issue 14).
+    /// The join gave up (`join.max_duration` passed with no seed answering); the node is back
+    /// to `starting` and contacts no seed until the next join.
+    #[error("join failed ({reason:?}) after {attempts} attempts")]
+    JoinFailed {
+        /// Why.
+        reason: swim_proto::JoinFailure,
+        /// Join attempts made.
+        attempts: u64,
+    },
 }
 
 fn failures_text(failures: &[(String, String)]) -> String {

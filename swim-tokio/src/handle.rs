@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use swim_proto::{Command, Identity, Member, MemberState, Node, NodeName, StateEntry, StateWrite};
+use swim_proto::{
+    Command, Identity, Member, MemberState, Node, NodeName, StateEntry, StateWrite, Status,
+};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -14,7 +16,7 @@ use tracing::Instrument;
 use crate::config::{DriverConfig, split_host_port};
 use crate::driver::{Driver, Inspect, Leave, Request, resolve};
 use crate::error::Error;
-use crate::events::{Events, TimedEvent};
+use crate::events::{ClusterEvent, Events, TimedEvent};
 use crate::metrics::MessageSizes;
 use crate::record::Recorder;
 use crate::stats::{ClusterStats, Counters, MemberCounts};
@@ -39,7 +41,13 @@ struct Shared {
     leave_timeout: Duration,
     started: std::time::Instant,
     task: Mutex<Option<JoinHandle<()>>>,
+    // Lifecycle and readiness (issue 14).
+    /// The application's `stabilize` check, if it holds readiness (`Cluster::set_stabilize`).
+    stabilize: Mutex<Option<Stabilize>>,
 }
+
+/// An application's readiness check (etcd-clustering's `stabilize -> Bool`).
+type Stabilize = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,6 +143,7 @@ impl Cluster {
                 leave_timeout: config.leave_timeout,
                 started: std::time::Instant::now(),
                 task: Mutex::new(Some(task)),
+                stabilize: Mutex::new(None),
             }),
         };
         if !config.seeds.is_empty() {
@@ -200,13 +209,18 @@ impl Cluster {
         rx.await.map_err(|_| Error::Shutdown)
     }
 
-    /// Joins a cluster through `host:port` seeds. Each is resolved by DNS now and again on
-    /// every rejoin attempt the core makes (when it finds itself alone). Fails, changing
-    /// nothing, if no seed resolves or the core rejects the join (for example after `leave`).
+    /// Joins a cluster through `host:port` seeds and waits until the join completes (with the
+    /// core's `join.size` seeds answered, `docs/protocol.md` §12.4): returns the members that
+    /// answered. Each seed is resolved by DNS now and again on every rejoin attempt the core
+    /// makes (when it finds itself alone). Fails, changing nothing, if no seed resolves or the
+    /// core rejects the join (for example after `leave`); fails with [`Error::JoinFailed`]
+    /// when the core gives up after `join.max_duration`. With the default (retry for ever) it
+    /// waits until a seed answers: bound it with `tokio::time::timeout` if needed (the join
+    /// goes on in the background).
     pub async fn join<S: Into<String>>(
         &self,
         seeds: impl IntoIterator<Item = S>,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<NodeName>, Error> {
         let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
         for (i, s) in seeds.iter().enumerate() {
             if split_host_port(s).is_none() {
@@ -220,6 +234,8 @@ impl Cluster {
         if addrs.is_empty() {
             return Err(Error::Resolve { failures });
         }
+        // Subscribed before the join, so its outcome cannot be missed.
+        let mut events = self.subscribe();
         let (reply, rx) = oneshot::channel();
         self.request(Request::Join {
             seeds,
@@ -229,7 +245,8 @@ impl Cluster {
         .await?;
         rx.await
             .map_err(|_| Error::Shutdown)?
-            .map_err(Error::Command)
+            .map_err(Error::Command)?;
+        self.join_outcome(&mut events).await
     }
 
     /// Leaves gracefully: announces the departure, then waits until it has been gossiped its
@@ -414,6 +431,104 @@ impl Cluster {
             // The node has stopped: a stream that ends at once.
             None => Events::new(broadcast::channel(1).1),
         }
+    }
+
+    // --- lifecycle, reconfiguration and readiness (issue 14) ---
+
+    /// Applies a new core config without a restart (`docs/protocol.md` §12.3): validated as at
+    /// start, refused with [`Error::Config`] naming the field (`core.max_members`, ...) if a
+    /// value is out of range or a bound is below what the node holds now; nothing changes
+    /// then. Timers are rescheduled from now. Returns the fields that differ but keep their
+    /// running values: `keyring` and `start_incarnation` (the core's
+    /// [`Config::fixed_at_run_time`](swim_proto::Config::fixed_at_run_time)) and
+    /// `max_stream_message_size` (the stream acceptor's limit, fixed at start).
+    pub async fn reconfigure(
+        &self,
+        mut core: swim_proto::Config,
+    ) -> Result<Vec<&'static str>, Error> {
+        let running = self.inspect(|n| n.config().clone()).await?;
+        let mut fixed = running.fixed_at_run_time(&core);
+        if core.max_stream_message_size != running.max_stream_message_size {
+            core.max_stream_message_size = running.max_stream_message_size;
+            fixed.push("max_stream_message_size");
+        }
+        match self.command(Command::Reconfigure(Box::new(core))).await {
+            Err(Error::Command(swim_proto::CommandError::Reconfigure(e))) => {
+                Err(Error::config(&format!("core.{}", e.field), e.problem))
+            }
+            r => r.map(|()| fixed),
+        }
+    }
+
+    /// Waits for the join just started to complete or fail.
+    async fn join_outcome(&self, events: &mut Events) -> Result<Vec<NodeName>, Error> {
+        let answered = |n: &Node<SocketAddr>| n.join_answered().cloned().collect::<Vec<_>>();
+        loop {
+            match events.recv().await {
+                None => return Err(Error::Shutdown),
+                Some(ClusterEvent::Event(e)) => match e.event {
+                    swim_proto::Event::JoinCompleted { .. } => return self.inspect(answered).await,
+                    swim_proto::Event::JoinFailed {
+                        reason, attempts, ..
+                    } => return Err(Error::JoinFailed { reason, attempts }),
+                    _ => {}
+                },
+                // The outcome may be among the skipped events: ask the node.
+                Some(ClusterEvent::Lagged(_)) => match self.status().await? {
+                    Status::Joining => {}
+                    Status::Starting => {
+                        let attempts = self.inspect(|n| n.stats().join_attempts).await?;
+                        return Err(Error::JoinFailed {
+                            reason: swim_proto::JoinFailure::MaxDuration,
+                            attempts,
+                        });
+                    }
+                    _ => return self.inspect(answered).await,
+                },
+            }
+        }
+    }
+
+    /// The node's lifecycle [`Status`] (`docs/protocol.md` §12.4): starting, joining, running,
+    /// leaving or stopped. Changes are also sent as `status_changed` events.
+    pub async fn status(&self) -> Result<Status, Error> {
+        self.inspect(|n| n.status()).await
+    }
+
+    /// Ready to serve (ringpop's `ready`): the core is running and, if it joined, has merged
+    /// the cluster's membership; and the application's `stabilize` check, if one is set
+    /// ([`Cluster::set_stabilize`]), returns true. The agent's `/ready` answers with it.
+    pub async fn ready(&self) -> Result<bool, Error> {
+        if !self.inspect(|n| n.ready()).await? {
+            return Ok(false);
+        }
+        let check = self
+            .shared
+            .stabilize
+            .lock()
+            .expect("stabilize lock poisoned")
+            .clone();
+        Ok(check.is_none_or(|f| f()))
+    }
+
+    /// Holds readiness until `stabilize` returns true (etcd-clustering's `stabilize -> Bool`):
+    /// an application that must load data or settle a hash ring first. Called on every
+    /// [`Cluster::ready`]; keep it quick. Replaces any previous check.
+    pub fn set_stabilize(&self, stabilize: impl Fn() -> bool + Send + Sync + 'static) {
+        *self
+            .shared
+            .stabilize
+            .lock()
+            .expect("stabilize lock poisoned") = Some(Arc::new(stabilize));
+    }
+
+    /// Removes the `stabilize` check: readiness is the core's alone again.
+    pub fn clear_stabilize(&self) {
+        *self
+            .shared
+            .stabilize
+            .lock()
+            .expect("stabilize lock poisoned") = None;
     }
 }
 

@@ -495,3 +495,48 @@ async fn event_handlers_run_one_at_a_time_and_are_killed_at_the_timeout() {
     }
     std::fs::remove_file(&out).ok();
 }
+
+/// `POST /reload` applies the `[core]` table to the running node (issue 14's runtime
+/// reconfiguration), names `core.start_incarnation` as kept, and refuses a bad core value by
+/// name with the running configuration unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_the_core_table_and_names_what_it_keeps() {
+    let dir = std::env::temp_dir().join(format!("swim-reload-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, "preset = \"local\"\n").unwrap();
+    let a = Agent::start(&["--name", "rc-a", "--config", config.to_str().unwrap()]).await;
+    let reload = || async {
+        let r = reqwest::Client::new()
+            .post(a.url("/reload"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    std::fs::write(
+        &config,
+        "preset = \"local\"\n[core]\nprobe_timeout = \"300ms\"\nstart_incarnation = 4\n",
+    )
+    .unwrap();
+    let (code, v) = reload().await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["applied"], serde_json::json!(["core"]), "{v}");
+    assert_eq!(
+        v["refused"],
+        serde_json::json!(["core.start_incarnation"]),
+        "{v}"
+    );
+    std::fs::write(
+        &config,
+        "preset = \"local\"\n[core]\nprobe_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    let (code, v) = reload().await;
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("core.probe_timeout"),
+        "{v}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -15,7 +15,10 @@ pub mod duration;
 mod state;
 // Application messaging (issue 14).
 mod messaging;
+// Lifecycle and bootstrap (issue 14).
+mod join;
 
+pub use join::JoinConfig;
 pub use messaging::MessagingConfig;
 pub use state::{StateConfig, StateTypeConfig, VIEW_STATE_TYPE, ViewConfig};
 
@@ -176,6 +179,10 @@ pub struct Config {
     /// sources whose allowance has refilled are forgotten first, then the lowest address).
     /// Default 4,096; within 16..=2²⁰.
     pub max_limited_sources: usize,
+    // Lifecycle and bootstrap (issue 14).
+    /// Join size, parallelism, per-attempt timeout and longest join (ringpop's
+    /// `BootstrapOptions`).
+    pub join: JoinConfig,
 }
 
 impl Default for Config {
@@ -226,6 +233,7 @@ impl Config {
             unverified_reply_global_rate: 100,
             introductions_per_source: 10,
             max_limited_sources: 4_096,
+            join: JoinConfig::default(),
         }
     }
 
@@ -391,6 +399,7 @@ impl Config {
         self.state.validate(self.max_stream_message_size)?;
         self.messaging
             .validate(self.max_packet_size, self.max_stream_message_size)?;
+        self.join.validate()?;
         if let Some(k) = &self.keyring {
             k.check().map_err(|why| ConfigError::new("keyring", why))?;
         }

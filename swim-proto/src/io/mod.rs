@@ -149,6 +149,15 @@ pub enum Command<A> {
         /// At most `MessagingConfig::max_query_payload` bytes.
         payload: Vec<u8>,
     },
+    // --- lifecycle and reconfiguration (issue 14) ---
+    /// Apply a new config without a restart (the Clojure membership API's `configure!`,
+    /// `docs/protocol.md` §12.3): validated as [`Node::new`](crate::Node::new) validates one,
+    /// and refused with [`CommandError::Reconfigure`] (the field named, nothing changed) if a
+    /// bound is below what the node holds now. Identity, `keyring` and `start_incarnation` stay
+    /// as they were ([`Config::fixed_at_run_time`](crate::Config::fixed_at_run_time)).
+    Reconfigure(
+        #[cfg_attr(feature = "arbitrary", arbitrary(default))] alloc::boxed::Box<crate::Config>,
+    ),
 }
 
 /// Which members answer a [`Command::Query`]: all conditions must hold; the default (empty)
@@ -255,6 +264,10 @@ pub enum CommandError {
     },
     /// `Respond` to a query that is unknown here, past its deadline or already answered.
     UnknownQuery,
+    // --- lifecycle and reconfiguration (issue 14) ---
+    /// `Reconfigure` with a config that does not validate, or with a bound below what the node
+    /// holds now; the error names the field.
+    Reconfigure(crate::config::ConfigError),
 }
 
 impl fmt::Display for CommandError {
@@ -290,6 +303,7 @@ impl fmt::Display for CommandError {
             CommandError::UnknownQuery => {
                 f.write_str("query unknown here, past its deadline or already answered")
             }
+            CommandError::Reconfigure(e) => write!(f, "reconfigure: {e}"),
         }
     }
 }
@@ -518,6 +532,24 @@ pub enum Event<A> {
         /// Answers collected.
         responses: usize,
     },
+    // --- lifecycle and bootstrap (issue 14, `docs/protocol.md` §12.4) ---
+    /// The node's [`Status`](crate::Status) changed (reported at the end of the input that
+    /// changed it).
+    StatusChanged {
+        /// The status before.
+        from: crate::Status,
+        /// The status now.
+        to: crate::Status,
+    },
+    /// A join gave up: no seed answered within `join.max_duration`. The node is back to
+    /// [`Status::Starting`](crate::Status::Starting) and contacts no seed until the next
+    /// [`Command::Join`].
+    JoinFailed {
+        /// Why.
+        reason: JoinFailure,
+        /// Join attempts (batches of seeds contacted) this join made.
+        attempts: u64,
+    },
 }
 
 impl<A> Event<A> {
@@ -550,8 +582,19 @@ impl<A> Event<A> {
             Event::Query { .. } => "query",
             Event::QueryResponse { .. } => "query_response",
             Event::QueryDone { .. } => "query_done",
+            Event::StatusChanged { .. } => "status_changed",
+            Event::JoinFailed { .. } => "join_failed",
         }
     }
+}
+
+/// Why a join gave up ([`Event::JoinFailed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JoinFailure {
+    /// No seed answered within `join.max_duration`.
+    MaxDuration,
 }
 
 /// Serde helpers for the leaves of [`Event`]'s serialized form.

@@ -103,6 +103,8 @@ impl<A: Address> Node<A> {
                 timeout,
             } => self.ask_query(name, payload, filter, timeout, out)?,
             Command::Respond { query, payload } => self.respond(query, payload, out)?,
+            // Lifecycle and reconfiguration (issue 14).
+            Command::Reconfigure(config) => self.reconfigure(*config, out)?,
         }
         Ok(())
     }

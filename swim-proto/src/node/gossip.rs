@@ -308,6 +308,13 @@ impl<K: Clone + Eq + Hash> BroadcastQueue<K> {
         self.by_priority.len()
     }
 
+    /// Changes the bound (runtime reconfiguration, `node/reconfigure.rs`); the caller checks
+    /// that the queue already fits it.
+    pub(crate) fn set_max_len(&mut self, max_len: usize) {
+        debug_assert!(self.len() <= max_len, "queue fits its new bound");
+        self.max_len = max_len;
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.by_priority.is_empty()
     }

@@ -11,7 +11,7 @@
 //! | `updates` | SWIM §4.2 precedence: learn, transition, refute | (the member table) |
 //! | `gossip` | SWIM §4.1 dissemination: piggybacking and gossip rounds | `broadcasts` |
 //! | `sync` | push-pull anti-entropy | `SyncState` |
-//! | `join` | joining through seeds, retries and follow-up rounds | (in `SyncState`) |
+//! | `join` | joining through seeds: options, retries, follow-up rounds (`docs/protocol.md` §12.4) | `join_run` (and `SyncState`) |
 //! | `heal` | partition healing | `HealState` |
 //! | `command` | application commands | |
 //! | `receive` | decoding and dispatch of received packets | `Buffers::plain` |
@@ -19,9 +19,10 @@
 //! | `state`, `state_sync` | replicated key/value state and its anti-entropy (`docs/protocol.md` §10) | `state`, `state_queue` |
 //! | `view` | checksums, stable views, leader (`docs/protocol.md` §11) | `view` |
 //! | `remove` | operator removal (`docs/protocol.md` §12.1) | `removals` |
-//! | `lifecycle` | pausing the failure detector (`docs/protocol.md` §12.2) | `fd_paused` |
+//! | `lifecycle` | status, readiness, pausing the failure detector (`docs/protocol.md` §12.2, §12.4) | `fd_paused`, `lifecycle` |
 //! | `messaging`, `user_event`, `query` | direct messages, Serf user events and queries (`docs/protocol.md` §13) | `messaging` |
 //! | `timing` | protocol timings: probe round trips, periods, suspicion durations (`docs/protocol.md` §14) | `timing` |
+//! | `reconfigure` | a new config applied at run time (`docs/protocol.md` §12.3) | |
 //!
 //! Packet framing and encryption are `crate::packet`.
 
@@ -56,8 +57,11 @@ mod query;
 mod user_event;
 // Protocol stats with timings (issue 14).
 mod timing;
+// Lifecycle and reconfiguration (issue 14).
+mod reconfigure;
 
 pub(crate) use gossip::BroadcastQueue;
+pub use lifecycle::Status;
 pub use view::View;
 
 use crate::config::{Config, ConfigError};
@@ -177,6 +181,11 @@ pub struct Node<A: Address> {
     // Abuse resistance, wave 3 (issue 13).
     /// Reply limits for unverified addresses and per-source introduction limits (`admission`).
     limits: admission::Limits<A>,
+    // Lifecycle and bootstrap (issue 14).
+    /// Status and readiness (`lifecycle`).
+    lifecycle: lifecycle::Lifecycle,
+    /// The join in progress or the last one (`join`).
+    join_run: join::JoinRun<A>,
 }
 
 impl<A: Address> Node<A> {
@@ -237,6 +246,8 @@ impl<A: Address> Node<A> {
             messaging: messaging::Messaging::new(config_messaging_queue, h6),
             timing: timing::TimingState::default(),
             limits: admission::Limits::new(),
+            lifecycle: lifecycle::Lifecycle::new(),
+            join_run: join::JoinRun::new(),
         })
     }
 
@@ -327,6 +338,7 @@ impl<A: Address> Node<A> {
     fn finish(&mut self, out: &mut Vec<Output<A>>) {
         self.fire_due(out);
         self.refresh_state_stats();
+        self.report_status(out);
         out.push(Output::TickAt(self.next_deadline()));
     }
 

@@ -439,6 +439,14 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
             let (handlers_tx, handlers_rx) =
                 watch::channel(s.agent.handlers().map_err(|e| e.to_string())?);
             swim_tokio::handlers::spawn(&cluster, handlers_rx);
+            // Lifecycle lines (issue 14): `started` first, `stopped` last.
+            let lifecycle_line = |event: &str| {
+                json!({
+                    "ts_ms": unix_ms(), "event": event,
+                    "node": cluster.name(), "addr": cluster.addr().to_string(),
+                })
+            };
+            let _ = writeln!(std::io::stdout().lock(), "{}", lifecycle_line("started"));
             let printer = tokio::spawn(async move {
                 while let Some(item) = events.recv().await {
                     let line = match item {
@@ -455,6 +463,7 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
                 }
             });
             let reloader = Reloader {
+                cluster: cluster.clone(),
                 args: f,
                 running: s,
                 log,
@@ -467,6 +476,7 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
             }
             let _ = cluster.shutdown().await;
             let _ = printer.await;
+            let _ = writeln!(std::io::stdout().lock(), "{}", lifecycle_line("stopped"));
             Ok(ExitCode::SUCCESS)
         }
         .instrument(span)
@@ -476,6 +486,7 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
 
 /// Applies reloads (SIGHUP, `POST /reload`) until SIGTERM or SIGINT.
 struct Reloader {
+    cluster: Cluster,
     args: AgentArgs,
     running: Settings,
     log: LogHandle,
@@ -499,8 +510,8 @@ impl Reloader {
                 tokio::select! {
                     _ = term.recv() => return Ok(()),
                     _ = int.recv() => return Ok(()),
-                    _ = hup.recv() => { let _ = self.reload(); }
-                    Some(reply) = api.recv() => { let _ = reply.send(self.reload()); }
+                    _ = hup.recv() => { let _ = self.reload().await; }
+                    Some(reply) = api.recv() => { let _ = reply.send(self.reload().await); }
                 }
             }
         }
@@ -510,17 +521,44 @@ impl Reloader {
                 r = tokio::signal::ctrl_c() => {
                     return r.map_err(|e| format!("installing Ctrl-C: {e}"));
                 }
-                Some(reply) = api.recv() => { let _ = reply.send(self.reload()); }
+                Some(reply) = api.recv() => { let _ = reply.send(self.reload().await); }
             }
         }
     }
 
-    /// Re-reads the config file with the same flags over it. Applies the log filter and the
-    /// event handlers; names every other changed field in a warning and keeps it as it was.
-    fn reload(&mut self) -> Result<Value, String> {
-        let r = (|| {
+    /// Re-reads the config file with the same flags over it. Applies the log filter, the event
+    /// handlers and the `[core]` table (and `preset`, which underlies it) through
+    /// [`Cluster::reconfigure`]; names every other changed field in a warning and keeps it as
+    /// it was. A core config the node refuses rejects the whole reload, changing nothing.
+    async fn reload(&mut self) -> Result<Value, String> {
+        let r = async {
             let new = settings(&self.args)?;
             let mut refused = changed_fields(&self.running.driver, &new.driver);
+            let mut applied = Vec::new();
+            // Everything that can fail is checked before anything is applied.
+            let filter = if new.agent.log != self.running.agent.log {
+                Some(filter_of(&new)?)
+            } else {
+                None
+            };
+            let mut h = new.agent.handlers().map_err(|e| e.to_string())?;
+            h.queue = self.running.agent.handler_queue;
+            if refused.iter().any(|f| f == "core") {
+                let fixed = self
+                    .cluster
+                    .reconfigure(new.driver.core.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut core = new.driver.core.clone();
+                core.keyring = self.running.driver.core.keyring.clone();
+                core.start_incarnation = self.running.driver.core.start_incarnation;
+                core.max_stream_message_size = self.running.driver.core.max_stream_message_size;
+                self.running.driver.core = core;
+                self.running.driver.preset = new.driver.preset;
+                refused.retain(|f| f != "core" && f != "preset");
+                refused.extend(fixed.iter().map(|f| format!("core.{f}")));
+                applied.push("core");
+            }
             let (old_a, new_a) = (&self.running.agent, &new.agent);
             for (field, changed) in [
                 ("agent.http", old_a.http != new_a.http),
@@ -535,15 +573,12 @@ impl Reloader {
                     refused.push(field.into());
                 }
             }
-            let mut applied = Vec::new();
-            if new_a.log != old_a.log {
+            if let Some(filter) = filter {
                 self.log
-                    .reload(filter_of(&new)?)
+                    .reload(filter)
                     .map_err(|e| format!("log filter: {e}"))?;
                 applied.push("agent.log");
             }
-            let mut h = new_a.handlers().map_err(|e| e.to_string())?;
-            h.queue = old_a.handler_queue;
             if h != *self.handlers.borrow() {
                 self.handlers.send_replace(h);
                 applied.push("agent.event_handlers");
@@ -560,7 +595,8 @@ impl Reloader {
             self.running.agent.handler_timeout = new_a.handler_timeout;
             self.running.agent.handler_concurrency = new_a.handler_concurrency;
             Ok(json!({ "applied": applied, "refused": refused }))
-        })();
+        }
+        .await;
         if let Err(e) = &r {
             tracing::warn!(error = %e, "reload rejected; the running configuration is unchanged");
         }
