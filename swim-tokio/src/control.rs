@@ -578,5 +578,46 @@ pub fn stats_json(s: &crate::ClusterStats) -> Value {
             "seed_resolutions": d.seed_resolutions,
             "trace_write_errors": d.trace_write_errors,
         },
+        // Protocol stats with timings (issue 14).
+        "timings": timings_json(s),
+    })
+}
+
+/// The core's protocol timings in milliseconds (`docs/protocol.md` §14) and messages per kind:
+/// counts since start and their average rate per second over the uptime.
+fn timings_json(s: &crate::ClusterStats) -> Value {
+    use crate::metrics::timing_json;
+    let t = &s.core.timings;
+    let per_kind = |k: &swim_proto::PerKind| {
+        let up = s.uptime_s.max(1e-3);
+        let mut m = serde_json::Map::new();
+        for (kind, n) in [
+            ("ping", k.ping),
+            ("ping_req", k.ping_req),
+            ("ack", k.ack),
+            ("nack", k.nack),
+            ("gossip", k.gossip),
+            ("push_pull", k.push_pull),
+            ("state_sync", k.state_sync),
+            ("user", k.user),
+            ("user_gossip", k.user_gossip),
+            ("query_ack", k.query_ack),
+            ("query_response", k.query_response),
+        ] {
+            m.insert(
+                kind.into(),
+                json!({ "count": n, "avg_per_s": n as f64 / up }),
+            );
+        }
+        Value::Object(m)
+    };
+    json!({
+        "probe_rtt_direct": timing_json(&t.probe_rtt_direct),
+        "probe_rtt_indirect": timing_json(&t.probe_rtt_indirect),
+        "protocol_period": timing_json(&t.protocol_period),
+        "suspicion_refuted": timing_json(&t.suspicion_refuted),
+        "suspicion_dead": timing_json(&t.suspicion_dead),
+        "messages_sent": per_kind(&s.core.sent),
+        "messages_received": per_kind(&s.core.received),
     })
 }

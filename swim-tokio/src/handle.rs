@@ -61,6 +61,22 @@ impl Cluster {
     /// [`Cluster::start`], also returning an event stream subscribed before the node started,
     /// so no event is missed (not even the join's).
     pub async fn start_subscribed(config: DriverConfig) -> Result<(Cluster, Events), Error> {
+        Cluster::builder(config).start_subscribed().await
+    }
+
+    // --- interposition and live partitions (issue 14) ---
+    /// A builder for options that are not configuration data (an interposition hook, the
+    /// fault rules' RNG seed); [`Cluster::start`] is `Cluster::builder(config).start()`.
+    pub fn builder(config: DriverConfig) -> ClusterBuilder {
+        ClusterBuilder {
+            config,
+            hook: None,
+            fault_seed: None,
+        }
+    }
+
+    async fn launch(b: ClusterBuilder) -> Result<(Cluster, Events), Error> {
+        let config = b.config;
         config.validate()?;
         let bound = transport::bind(&config)?;
         let addr = config.advertise.unwrap_or(bound.local);
@@ -121,6 +137,7 @@ impl Cluster {
             resolve_backoff: (config.core.join_retry_initial, config.core.join_retry_max),
             out: Vec::new(),
             leave: Leave::default(),
+            interpose: crate::interpose::Slot::new(b.hook, b.fault_seed.unwrap_or_else(os_random)),
         };
         let task = tokio::spawn(driver.run().instrument(span.clone()));
         span.in_scope(|| tracing::info!(%addr, bound = %bound.local, "node started"));
@@ -414,6 +431,52 @@ impl Cluster {
             // The node has stopped: a stream that ends at once.
             None => Events::new(broadcast::channel(1).1),
         }
+    }
+}
+
+/// Starts a [`Cluster`] with options beyond [`DriverConfig`] (from [`Cluster::builder`]).
+pub struct ClusterBuilder {
+    config: DriverConfig,
+    hook: Option<crate::interpose::Hook>,
+    fault_seed: Option<u64>,
+}
+
+impl std::fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("name", &self.config.name)
+            .field("interpose", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterBuilder {
+    /// Sets the interposition hook (`interpose`): called on the node task for every datagram
+    /// and stream message sent or received, it passes, drops, delays or replaces each. Without
+    /// one (the default) packets take no detour at all.
+    pub fn interpose(
+        mut self,
+        hook: impl FnMut(&crate::interpose::Packet<'_>) -> crate::interpose::Verdict + Send + 'static,
+    ) -> Self {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Seeds the RNG of injected loss and jitter rules, for repeatable fault runs. Default:
+    /// OS-seeded randomness.
+    pub fn fault_seed(mut self, seed: u64) -> Self {
+        self.fault_seed = Some(seed);
+        self
+    }
+
+    /// [`Cluster::start`] with these options.
+    pub async fn start(self) -> Result<Cluster, Error> {
+        self.start_subscribed().await.map(|(c, _)| c)
+    }
+
+    /// [`Cluster::start_subscribed`] with these options.
+    pub async fn start_subscribed(self) -> Result<(Cluster, Events), Error> {
+        Cluster::launch(self).await
     }
 }
 
