@@ -1,6 +1,6 @@
 //! The HTTP control API of an agent, on axum: members, stats, metrics, replicated state, the
 //! view and leader, a live event stream, and the POST operations the `swim-agent` subcommands
-//! use (join, leave, force-leave, keys, publish, reload). No protocol logic lives here: every handler is one
+//! use (join, leave, force-leave, keys, publish, reload, live partitions). No protocol logic lives here: every handler is one
 //! [`Cluster`] call.
 //!
 //! Limits, so that no client can starve the probes' observers:
@@ -109,6 +109,8 @@ impl ApiConfig {
 
 // Application messaging routes (issue 14).
 mod messaging;
+// Live fault routes (issue 14).
+mod partitions;
 
 #[derive(Clone)]
 struct Api {
@@ -161,6 +163,20 @@ pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
         .route("/query", post(messaging::query))
         .route("/respond", post(messaging::respond))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    // Live partitions (issue 14): GET is a read, POST and DELETE need the token.
+    let faults = Router::new()
+        .route(
+            "/partitions",
+            get(partitions::list).post(partitions::inject),
+        )
+        .route(
+            "/partitions/{id}",
+            axum::routing::delete(partitions::resolve),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            api.clone(),
+            partitions::authorize_changes,
+        ));
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
             if e.is::<tower::load_shed::error::Overloaded>() {
@@ -175,7 +191,7 @@ pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(config.max_concurrent));
     light
-        .merge(reads.merge(writes).layer(shed))
+        .merge(reads.merge(writes).merge(faults).layer(shed))
         .with_state(api)
         .layer(RequestBodyLimitLayer::new(config.max_body))
         .layer(TimeoutLayer::with_status_code(

@@ -110,6 +110,8 @@ pub(crate) struct Driver {
     // Interposition and live partitions (issue 14).
     /// The interposition hook and injected fault rules; `None` inside unless in use.
     pub interpose: crate::interpose::Slot,
+    // Duplicate names (issue 15).
+    pub name_guard: crate::name_guard::NameGuard,
 }
 
 /// Callers of `leave` waiting for [`Event::LeaveComplete`].
@@ -189,6 +191,9 @@ impl Driver {
                 Some((from, bytes)) = self.streams.recv() => {
                     self.sizes.stream_received(bytes.len());
                     if let Some(bytes) = self.interpose_in(Transport::Stream, from, bytes) {
+                        if self.name_taken(&bytes) {
+                            break;
+                        }
                         self.feed(Input::Stream { from, bytes });
                     }
                 }
@@ -433,6 +438,7 @@ impl Driver {
                         i.on_event(&event, self.node.config().max_members);
                     }
                     if matches!(event, Event::JoinCompleted { .. }) {
+                        self.name_guard.joined = true;
                         self.outbound.set_join_seeds(Vec::new());
                     }
                     if matches!(event, Event::LeaveComplete) {

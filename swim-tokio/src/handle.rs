@@ -39,6 +39,8 @@ struct Shared {
     leave_timeout: Duration,
     started: std::time::Instant,
     task: Mutex<Option<JoinHandle<()>>>,
+    // Duplicate names (issue 15).
+    name_taken: crate::name_guard::Taken,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -138,7 +140,9 @@ impl Cluster {
             out: Vec::new(),
             leave: Leave::default(),
             interpose: crate::interpose::Slot::new(b.hook, b.fault_seed.unwrap_or_else(os_random)),
+            name_guard: crate::name_guard::NameGuard::default(),
         };
+        let name_taken = driver.name_guard.taken.clone();
         let task = tokio::spawn(driver.run().instrument(span.clone()));
         span.in_scope(|| tracing::info!(%addr, bound = %bound.local, "node started"));
         let cluster = Cluster {
@@ -152,6 +156,7 @@ impl Cluster {
                 leave_timeout: config.leave_timeout,
                 started: std::time::Instant::now(),
                 task: Mutex::new(Some(task)),
+                name_taken,
             }),
         };
         if !config.seeds.is_empty() {
@@ -182,6 +187,10 @@ impl Cluster {
     /// The address the node announces (UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
         self.shared.local
+    }
+
+    pub(crate) fn name_taken_slot(&self) -> &crate::name_guard::Taken {
+        &self.shared.name_taken
     }
 
     pub(crate) async fn request(&self, r: Request) -> Result<(), Error> {

@@ -67,6 +67,10 @@ mod transport;
 mod messaging;
 // Interposition and live partitions (issue 14).
 pub mod interpose;
+// Per-member watches (issue 14).
+mod watch;
+// Refusing duplicate names (issue 15).
+mod name_guard;
 
 pub use config::{DEFAULT_PORT, DriverConfig, Preset};
 pub use error::Error;
@@ -76,3 +80,4 @@ pub use messaging::{Messages, QueryOutcome, ReceivedMessage};
 pub use record::ADDR_TAG;
 pub use stats::{ClusterStats, DriverStats, MemberCounts};
 pub use stream::{LEN_PREFIX, frame};
+pub use watch::{MemberWatch, Transition};

@@ -211,3 +211,72 @@ async fn a_removed_member_is_probed_by_nobody_and_timings_are_reported() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// Partisan's on_up / on_down: a watch reports each transition of one member once, here a
+/// crash (down) and a rejoin under the same name at a new address (up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_fires_once_per_transition_through_a_crash_and_a_rejoin() {
+    use swim_tokio::Transition;
+    let nodes = cluster("w", 3).await;
+    eventually(Duration::from_secs(10), "3 nodes converge", || {
+        all_alive(&nodes)
+    })
+    .await;
+    let mut watch = nodes[0].watch("w-2").await.unwrap();
+    assert!(watch.is_up());
+    let mut unknown = nodes[0].watch("w-9").await.unwrap();
+    assert!(!unknown.is_up());
+    nodes[2].shutdown().await.unwrap(); // a crash: no leave
+    let t = tokio::time::timeout(Duration::from_secs(15), watch.recv())
+        .await
+        .expect("down within 15 s")
+        .unwrap();
+    assert!(
+        matches!(&t, Transition::Down(m) if m.name.as_str() == "w-2"),
+        "{t:?}"
+    );
+    let back = Cluster::start(config("w-2", &[nodes[0].addr()]))
+        .await
+        .unwrap();
+    let t = tokio::time::timeout(Duration::from_secs(15), watch.recv())
+        .await
+        .expect("up within 15 s")
+        .unwrap();
+    assert!(
+        matches!(&t, Transition::Up(m) if m.name.as_str() == "w-2" && m.addr == back.addr()),
+        "{t:?}"
+    );
+    // Suspicions, refutations and tombstone reaping of the old life are not transitions.
+    let more = tokio::time::timeout(Duration::from_secs(2), watch.recv()).await;
+    assert!(more.is_err(), "a second transition: {more:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), unknown.recv())
+            .await
+            .is_err()
+    );
+    for n in nodes[..2].iter().chain([&back]) {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// Issue 15: a node joining under a name already alive at another address stops before the
+/// core sees the snapshot, and says why; the owner of the name never has to refute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_name_is_alive_elsewhere_stops_with_name_taken() {
+    let owner = Cluster::start(config("dup-0", &[])).await.unwrap();
+    let dup = Cluster::start(config("dup-0", &[owner.addr()]))
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), dup.stopped())
+        .await
+        .expect("the duplicate stops by itself");
+    match e {
+        swim_tokio::Error::NameTaken { name, addr } => {
+            assert_eq!((name.as_str(), addr), ("dup-0", owner.addr()));
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(owner.local().await.unwrap().incarnation, 0);
+    assert_eq!(owner.members().await.unwrap().len(), 1);
+    owner.shutdown().await.unwrap();
+}
