@@ -248,3 +248,31 @@ async fn an_agent_with_a_name_alive_elsewhere_is_refused() {
     );
     assert_eq!(a.get("/members").await.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn partition_subcommands_have_help_and_refuse_an_empty_inject() {
+    for sub in [
+        &["partition"][..],
+        &["partition", "inject"],
+        &["partition", "resolve"],
+        &["partition", "list"],
+    ] {
+        let out = std::process::Command::new(AGENT)
+            .args(sub)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{sub:?}");
+        assert!(
+            text.contains("Usage: swim-agent partition"),
+            "{sub:?}: {text}"
+        );
+    }
+    let out = std::process::Command::new(AGENT)
+        .args(["partition", "inject"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME"));
+}
