@@ -114,6 +114,8 @@ mod stats;
 mod time;
 pub mod trace;
 pub mod wire;
+// Live fault injection (issue 14): the rule vocabulary shared by drivers and the simulator.
+pub mod fault_rule;
 
 pub use config::{
     Config, ConfigError, JoinConfig, MessagingConfig, StateConfig, StateTypeConfig,

@@ -38,7 +38,7 @@ pub use invariants::Violation;
 pub use report::Report;
 pub use scenario::{
     Fault, FaultKind, Knobs, NetworkSpec, RestartMode, Scenario, ScenarioBuilder, Start,
-    StateWorkload, TimedFault,
+    StateWorkload, TimedFault, UserEvents,
 };
 pub use timeline::{Progress, RunOptions, run};
 pub use world::{Happening, Life, LossId, Observed, PartitionId, Traffic, World, derive_seed};

@@ -121,6 +121,12 @@ struct RunArgs {
     /// Window in which `join-storm`'s nodes join, in seconds. [default: 1]
     #[arg(long, value_parser = parse_seconds, value_name = "SECS")]
     join_window_secs: Option<f64>,
+    // issue 14: user events.
+    /// Serf user events per second, cluster-wide, each from the next node in a fixed stride
+    /// with a 64-byte payload, for the whole run (overrides a file's `user_events.per_sec`).
+    /// Their cost shows in the report's load. [default: none]
+    #[arg(long, value_name = "R")]
+    user_events_per_sec: Option<f64>,
     /// Print no progress (by default a long run shows a progress line on a terminal, and a
     /// line every 5 s of wall time otherwise, on stderr).
     #[arg(long)]
@@ -308,6 +314,13 @@ fn cmd_run(f: RunArgs) -> Result<ExitCode, String> {
     if f.without_state {
         // The same run without state traffic, to compare membership metrics against.
         scenario.workload = None;
+    }
+    if let Some(r) = f.user_events_per_sec {
+        let u = scenario.user_events.get_or_insert_with(Default::default);
+        u.per_sec = r;
+        scenario
+            .validate()
+            .map_err(|e| format!("--user-events-per-sec: {e}"))?;
     }
     let record = match &f.record {
         Some(path) => Some(

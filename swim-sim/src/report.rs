@@ -349,6 +349,76 @@ pub struct Report {
     /// All (crash, observer) detection latencies, ms, for the CDF plot.
     #[serde(skip)]
     pub detection_samples_ms: Vec<f64>,
+    // --- protocol timings (issue 14) ---
+    /// The core's protocol timings, merged over the nodes running at the end.
+    pub timings: ProtocolTimings,
+}
+
+/// The core's `Stats::timings` (`docs/protocol.md` §14) merged over the nodes running at the
+/// end of a run, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ProtocolTimings {
+    /// Ping to ack, answered by the target.
+    pub probe_rtt_direct: TimingSummary,
+    /// Ping to relayed ack, answered through ping-req helpers.
+    pub probe_rtt_indirect: TimingSummary,
+    /// Time between protocol periods.
+    pub protocol_period: TimingSummary,
+    /// Suspicions that ended in a refutation.
+    pub suspicion_refuted: TimingSummary,
+    /// Suspicions that ended in a death.
+    pub suspicion_dead: TimingSummary,
+}
+
+/// One timing histogram: count and quantiles in milliseconds (within 12.5% above the truth).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TimingSummary {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+impl TimingSummary {
+    /// Summarises a core histogram of nanoseconds.
+    pub fn of(h: &swim_proto::histogram::Histogram) -> Self {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let [p50, _, p99, p999] = h.percentiles();
+        TimingSummary {
+            count: h.count(),
+            p50_ms: ms(p50),
+            p99_ms: ms(p99),
+            p999_ms: ms(p999),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+impl ProtocolTimings {
+    /// Merges the timings of `nodes`.
+    pub fn of<'a>(nodes: impl Iterator<Item = &'a swim_proto::Timings>) -> Self {
+        let mut all = swim_proto::Timings::default();
+        for t in nodes {
+            all.probe_rtt_direct.merge(&t.probe_rtt_direct);
+            all.probe_rtt_indirect.merge(&t.probe_rtt_indirect);
+            all.protocol_period.merge(&t.protocol_period);
+            all.suspicion_refuted.merge(&t.suspicion_refuted);
+            all.suspicion_dead.merge(&t.suspicion_dead);
+        }
+        ProtocolTimings {
+            probe_rtt_direct: TimingSummary::of(&all.probe_rtt_direct),
+            probe_rtt_indirect: TimingSummary::of(&all.probe_rtt_indirect),
+            protocol_period: TimingSummary::of(&all.protocol_period),
+            suspicion_refuted: TimingSummary::of(&all.suspicion_refuted),
+            suspicion_dead: TimingSummary::of(&all.suspicion_dead),
+        }
+    }
 }
 
 impl Report {
@@ -443,6 +513,23 @@ impl Report {
             ms(self.dissemination.p99_ms),
             self.dissemination.count
         );
+        let pt = &self.timings;
+        if pt.probe_rtt_direct.count > 0 {
+            let _ = writeln!(
+                t,
+                "timings: probe rtt p50 {:.1} ms p99 {:.1} ms (indirect: {} p99 {:.0} ms)   period p50 {:.0} ms p99 {:.0} ms   suspicion refuted {} p50 {:.0} ms / dead {} p50 {:.0} ms",
+                pt.probe_rtt_direct.p50_ms,
+                pt.probe_rtt_direct.p99_ms,
+                pt.probe_rtt_indirect.count,
+                pt.probe_rtt_indirect.p99_ms,
+                pt.protocol_period.p50_ms,
+                pt.protocol_period.p99_ms,
+                pt.suspicion_refuted.count,
+                pt.suspicion_refuted.p50_ms,
+                pt.suspicion_dead.count,
+                pt.suspicion_dead.p50_ms,
+            );
+        }
         if self.heal_nodes_ms.count > 0 {
             let _ = writeln!(t, "heal per node  {}", row(&self.heal_nodes_ms, "nodes"));
         }

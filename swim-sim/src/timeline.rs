@@ -10,6 +10,9 @@ use rand_core::RngCore;
 use swim_proto::{Command, Event, Input, Instant};
 
 mod outcome;
+// Live fault rules (issue 14).
+mod rules;
+pub(crate) use rules::rule_member;
 
 use crate::invariants::{StableViews, Violation};
 use crate::metrics::Metrics;
@@ -52,6 +55,8 @@ enum Alarm {
     Sample,
     /// A workload write by this node.
     Publish(NodeId),
+    /// The `k`-th user event (issue 14).
+    UserEvent(u64),
 }
 
 impl Alarm {
@@ -61,6 +66,7 @@ impl Alarm {
             Alarm::FaultEnd(i) => (1, i as u64),
             Alarm::Sample => (2, 0),
             Alarm::Publish(v) => (3, u64::from(v)),
+            Alarm::UserEvent(k) => (4, k),
         };
         kind << 56 | i
     }
@@ -71,17 +77,20 @@ impl Alarm {
             0 => Alarm::FaultStart(i as usize),
             1 => Alarm::FaultEnd(i as usize),
             2 => Alarm::Sample,
-            _ => Alarm::Publish(i as NodeId),
+            3 => Alarm::Publish(i as NodeId),
+            _ => Alarm::UserEvent(i),
         }
     }
 }
 
 /// What a fault made in the world, to undo at its end.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Undo {
     None,
     Partition(PartitionId),
     Loss(LossId),
+    // Live fault rules (issue 14).
+    Rules(rules::Applied),
 }
 
 struct Timeline<'a> {
@@ -185,7 +194,11 @@ impl<'a> Timeline<'a> {
         for (i, f) in self.scenario.faults.iter().enumerate() {
             let at = Instant::ZERO + f.at;
             self.world.alarm_first(at, Alarm::FaultStart(i).token());
-            let end = at + f.fault.duration().unwrap_or_default();
+            let end = match f.fault {
+                // Rules kept to the end of the run: nothing to heal before it ends.
+                Fault::Rules { duration: None, .. } => self.end,
+                _ => at + f.fault.duration().unwrap_or_default(),
+            };
             self.last_fault_end = self.last_fault_end.max(end);
             self.metrics
                 .faults
@@ -194,6 +207,10 @@ impl<'a> Timeline<'a> {
         let interval = self.scenario.sample_interval;
         self.world
             .alarm(self.now() + interval, Alarm::Sample.token());
+        if let Some(u) = &self.scenario.user_events {
+            let at = Instant::ZERO + u.start;
+            self.world.alarm(at, Alarm::UserEvent(0).token());
+        }
         if let Some(w) = &self.scenario.workload {
             let period = Duration::from_secs_f64(1.0 / w.writes_per_node_per_s);
             for v in 0..n {
@@ -210,6 +227,7 @@ impl<'a> Timeline<'a> {
         let shade_end = match fault {
             Fault::Crash { .. } | Fault::Leave { .. } | Fault::Join { .. } => at + d / 200,
             Fault::ClockSkew { .. } | Fault::LinkLoss { .. } | Fault::Flaky { .. } => self.end,
+            Fault::Rules { duration: None, .. } => self.end,
             Fault::Command { .. } => at + d / 400,
             _ => end,
         };
@@ -233,6 +251,7 @@ impl<'a> Timeline<'a> {
                     Alarm::FaultEnd(i) => self.fault_end(i),
                     Alarm::Sample => self.sample(),
                     Alarm::Publish(v) => self.publish(v),
+                    Alarm::UserEvent(k) => self.user_event(k),
                 },
             }
             self.observe();
@@ -320,6 +339,18 @@ impl<'a> Timeline<'a> {
             Fault::Command { node, command } => w.input(node, Input::Command(command)),
             Fault::LinkLoss { from, to, rate } => w.set_link_loss(from, to, rate),
             Fault::Flaky { node, rate } => self.flaky(node, rate),
+            Fault::Rules {
+                node,
+                rules,
+                duration,
+            } => {
+                self.ever_faulty[node as usize] = true;
+                self.metrics.deaths.node_fault(node);
+                self.undo[i] = Undo::Rules(rules::apply(&mut self.world, node, &rules));
+                if duration.is_some() {
+                    self.world.alarm(end, Alarm::FaultEnd(i).token());
+                }
+            }
         }
         self.metrics.deaths.network(self.now(), &self.world.net);
     }
@@ -350,7 +381,7 @@ impl<'a> Timeline<'a> {
             Fault::Pause { node, .. } => self.world.resume(node),
             Fault::Slow { node, .. } => self.world.set_slow(node, None),
             Fault::Partition { .. } => {
-                if let Undo::Partition(p) = self.undo[i] {
+                if let Undo::Partition(p) = self.undo[i].clone() {
                     self.world.repair(p);
                 }
                 if !self.world.is_partitioned() {
@@ -358,8 +389,13 @@ impl<'a> Timeline<'a> {
                 }
             }
             Fault::Loss { .. } => {
-                if let Undo::Loss(l) = self.undo[i] {
+                if let Undo::Loss(l) = self.undo[i].clone() {
                     self.world.remove_loss(l);
+                }
+            }
+            Fault::Rules { .. } => {
+                if let Undo::Rules(a) = std::mem::replace(&mut self.undo[i], Undo::None) {
+                    rules::undo(&mut self.world, a);
                 }
             }
             _ => {}
@@ -432,6 +468,29 @@ impl<'a> Timeline<'a> {
         let (key, seq) = tracker.publish(v, now);
         let write = swim_proto::StateWrite::new(ty, key, workload::value(seq, size));
         self.world.input(v, Input::Command(Command::Publish(write)));
+    }
+
+    /// Broadcasts the `k`-th user event from the next live node in a fixed stride, and
+    /// schedules the next one.
+    fn user_event(&mut self, k: u64) {
+        let Some(u) = &self.scenario.user_events else {
+            return;
+        };
+        let (period, size) = (Duration::from_secs_f64(1.0 / u.per_sec), u.payload_size);
+        self.world
+            .alarm(self.now() + period, Alarm::UserEvent(k + 1).token());
+        let n = self.up.len() as u64;
+        let Some(origin) = (0..n)
+            .map(|j| ((k + j) * 7919 % n) as NodeId)
+            .find(|&v| self.up[v as usize] && !self.world.is_paused(v))
+        else {
+            return;
+        };
+        let ev = Command::Broadcast {
+            name: format!("ev-{k}"),
+            payload: vec![0x42; size],
+        };
+        self.world.input(origin, Input::Command(ev));
     }
 
     /// Takes in what the world observed since the last call, in order.

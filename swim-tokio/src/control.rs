@@ -1,6 +1,6 @@
 //! The HTTP control API of an agent, on axum: members, stats, metrics, replicated state, the
 //! view and leader, a live event stream, and the POST operations the `swim-agent` subcommands
-//! use (join, leave, force-leave, keys, publish, reload). No protocol logic lives here: every handler is one
+//! use (join, leave, force-leave, keys, publish, reload, live partitions). No protocol logic lives here: every handler is one
 //! [`Cluster`] call.
 //!
 //! Limits, so that no client can starve the probes' observers:
@@ -109,6 +109,8 @@ impl ApiConfig {
 
 // Application messaging routes (issue 14).
 mod messaging;
+// Live fault routes (issue 14).
+mod partitions;
 
 #[derive(Clone)]
 struct Api {
@@ -163,6 +165,20 @@ pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
         .route("/query", post(messaging::query))
         .route("/respond", post(messaging::respond))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    // Live partitions (issue 14): GET is a read, POST and DELETE need the token.
+    let faults = Router::new()
+        .route(
+            "/partitions",
+            get(partitions::list).post(partitions::inject),
+        )
+        .route(
+            "/partitions/{id}",
+            axum::routing::delete(partitions::resolve),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            api.clone(),
+            partitions::authorize_changes,
+        ));
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
             if e.is::<tower::load_shed::error::Overloaded>() {
@@ -177,7 +193,7 @@ pub fn router(cluster: Cluster, config: &ApiConfig) -> Router {
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(config.max_concurrent));
     light
-        .merge(reads.merge(writes).layer(shed))
+        .merge(reads.merge(writes).merge(faults).layer(shed))
         .with_state(api)
         .layer(RequestBodyLimitLayer::new(config.max_body))
         .layer(TimeoutLayer::with_status_code(
@@ -621,5 +637,46 @@ pub fn stats_json(s: &crate::ClusterStats) -> Value {
             "seed_resolutions": d.seed_resolutions,
             "trace_write_errors": d.trace_write_errors,
         },
+        // Protocol stats with timings (issue 14).
+        "timings": timings_json(s),
+    })
+}
+
+/// The core's protocol timings in milliseconds (`docs/protocol.md` §14) and messages per kind:
+/// counts since start and their average rate per second over the uptime.
+fn timings_json(s: &crate::ClusterStats) -> Value {
+    use crate::metrics::timing_json;
+    let t = &s.core.timings;
+    let per_kind = |k: &swim_proto::PerKind| {
+        let up = s.uptime_s.max(1e-3);
+        let mut m = serde_json::Map::new();
+        for (kind, n) in [
+            ("ping", k.ping),
+            ("ping_req", k.ping_req),
+            ("ack", k.ack),
+            ("nack", k.nack),
+            ("gossip", k.gossip),
+            ("push_pull", k.push_pull),
+            ("state_sync", k.state_sync),
+            ("user", k.user),
+            ("user_gossip", k.user_gossip),
+            ("query_ack", k.query_ack),
+            ("query_response", k.query_response),
+        ] {
+            m.insert(
+                kind.into(),
+                json!({ "count": n, "avg_per_s": n as f64 / up }),
+            );
+        }
+        Value::Object(m)
+    };
+    json!({
+        "probe_rtt_direct": timing_json(&t.probe_rtt_direct),
+        "probe_rtt_indirect": timing_json(&t.probe_rtt_indirect),
+        "protocol_period": timing_json(&t.protocol_period),
+        "suspicion_refuted": timing_json(&t.suspicion_refuted),
+        "suspicion_dead": timing_json(&t.suspicion_dead),
+        "messages_sent": per_kind(&s.core.sent),
+        "messages_received": per_kind(&s.core.received),
     })
 }

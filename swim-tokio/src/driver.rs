@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::events::{TimedEvent, unix_ms};
+use crate::interpose::Transport;
 use crate::metrics::MessageSizes;
 use crate::record::Recorder;
 use crate::stats::{Counters, bump};
@@ -58,6 +59,9 @@ pub(crate) enum Request {
         command: Command<SocketAddr>,
         reply: oneshot::Sender<Result<u64, CommandError>>,
     },
+    // Interposition and live partitions (issue 14).
+    /// Inject, resolve or list fault rules (`interpose`).
+    Interpose(crate::interpose::SlotOp),
 }
 
 /// Resolves `host:port` seeds by DNS: every address found, deduplicated and sorted, and the
@@ -103,6 +107,11 @@ pub(crate) struct Driver {
     /// Reused output buffer.
     pub out: Vec<Output<SocketAddr>>,
     pub leave: Leave,
+    // Interposition and live partitions (issue 14).
+    /// The interposition hook and injected fault rules; `None` inside unless in use.
+    pub interpose: crate::interpose::Slot,
+    // Duplicate names (issue 15).
+    pub name_guard: crate::name_guard::NameGuard,
 }
 
 /// Callers of `leave` waiting for [`Event::LeaveComplete`].
@@ -163,6 +172,9 @@ impl Driver {
             if self.recorder.is_some() {
                 wake = wake.min(next_flush);
             }
+            if let Some(at) = self.interpose_due() {
+                wake = wake.min(at);
+            }
             let wake = tokio::time::Instant::from_std(wake);
             if sleep.deadline() != wake {
                 sleep.as_mut().reset(wake);
@@ -178,10 +190,16 @@ impl Driver {
                 r = self.udp.recv_from(&mut buf) => self.on_datagram(r, &buf),
                 Some((from, bytes)) = self.streams.recv() => {
                     self.sizes.stream_received(bytes.len());
-                    self.feed(Input::Stream { from, bytes });
+                    if let Some(bytes) = self.interpose_in(Transport::Stream, from, bytes) {
+                        if self.name_taken(&bytes) {
+                            break;
+                        }
+                        self.feed(Input::Stream { from, bytes });
+                    }
                 }
                 Some(addrs) = resolved_rx.recv() => self.on_resolved(addrs, &mut seeds),
                 () = &mut sleep => {
+                    self.release_held();
                     let now = std::time::Instant::now();
                     if self.wall(self.node.next_deadline()) <= now {
                         self.feed(Input::Tick);
@@ -267,6 +285,7 @@ impl Driver {
                 }
             }
             Request::Inspect(f) => f(&self.node),
+            Request::Interpose(op) => self.on_slot_op(op),
             Request::Shutdown { reply } => {
                 if let Some(r) = &mut self.recorder {
                     r.flush();
@@ -282,7 +301,12 @@ impl Driver {
         match r {
             Ok((n, from)) if n < buf.len() => {
                 self.sizes.datagram_received(n);
-                if self.recorder.is_some() {
+                if self.interpose.active.is_some() {
+                    let bytes = buf[..n].to_vec();
+                    if let Some(bytes) = self.interpose_in(Transport::Datagram, from, bytes) {
+                        self.feed(Input::Datagram { from, bytes });
+                    }
+                } else if self.recorder.is_some() {
                     self.feed(Input::Datagram {
                         from,
                         bytes: buf[..n].to_vec(),
@@ -365,7 +389,7 @@ impl Driver {
         r
     }
 
-    fn feed(&mut self, input: Input<SocketAddr>) {
+    pub(crate) fn feed(&mut self, input: Input<SocketAddr>) {
         let now = self.now();
         if self.recorder.is_some() {
             let copy = input.clone();
@@ -393,6 +417,9 @@ impl Driver {
             match o {
                 Output::SendDatagram { to, bytes } => {
                     self.sizes.datagram_sent(bytes.len());
+                    let Some(bytes) = self.interpose_out(Transport::Datagram, to, bytes) else {
+                        continue;
+                    };
                     // Non-blocking: a full socket buffer drops the datagram, as a network would.
                     if let Err(e) = self.udp_send.send_to(&bytes, to) {
                         bump(&self.counters.udp_send_errors);
@@ -401,10 +428,17 @@ impl Driver {
                 }
                 Output::SendStream { to, bytes } => {
                     self.sizes.stream_sent(bytes.len());
+                    let Some(bytes) = self.interpose_out(Transport::Stream, to, bytes) else {
+                        continue;
+                    };
                     self.outbound.send(to, bytes);
                 }
                 Output::Event(event) => {
+                    if let Some(i) = self.interpose.active.as_deref_mut() {
+                        i.on_event(&event, self.node.config().max_members);
+                    }
                     if matches!(event, Event::JoinCompleted { .. }) {
+                        self.name_guard.joined = true;
                         self.outbound.set_join_seeds(Vec::new());
                     }
                     if matches!(event, Event::LeaveComplete) {

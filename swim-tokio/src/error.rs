@@ -47,6 +47,18 @@ pub enum Error {
         /// Join attempts made.
         attempts: u64,
     },
+    // --- duplicate names (issue 15) ---
+    /// The node stopped while joining: its name is already alive at another address (another
+    /// process uses it). Nothing was announced under the name; choose another one.
+    #[error(
+        "node name {name:?} is already alive at {addr} (another process uses it); choose another name"
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The address of the member already using it.
+        addr: std::net::SocketAddr,
+    },
 }
 
 fn failures_text(failures: &[(String, String)]) -> String {

@@ -44,6 +44,8 @@ struct Shared {
     // Lifecycle and readiness (issue 14).
     /// The application's `stabilize` check, if it holds readiness (`Cluster::set_stabilize`).
     stabilize: Mutex<Option<Stabilize>>,
+    // Duplicate names (issue 15).
+    name_taken: crate::name_guard::Taken,
 }
 
 /// An application's readiness check (etcd-clustering's `stabilize -> Bool`).
@@ -69,6 +71,22 @@ impl Cluster {
     /// [`Cluster::start`], also returning an event stream subscribed before the node started,
     /// so no event is missed (not even the join's).
     pub async fn start_subscribed(config: DriverConfig) -> Result<(Cluster, Events), Error> {
+        Cluster::builder(config).start_subscribed().await
+    }
+
+    // --- interposition and live partitions (issue 14) ---
+    /// A builder for options that are not configuration data (an interposition hook, the
+    /// fault rules' RNG seed); [`Cluster::start`] is `Cluster::builder(config).start()`.
+    pub fn builder(config: DriverConfig) -> ClusterBuilder {
+        ClusterBuilder {
+            config,
+            hook: None,
+            fault_seed: None,
+        }
+    }
+
+    async fn launch(b: ClusterBuilder) -> Result<(Cluster, Events), Error> {
+        let config = b.config;
         config.validate()?;
         let bound = transport::bind(&config)?;
         let addr = config.advertise.unwrap_or(bound.local);
@@ -129,7 +147,10 @@ impl Cluster {
             resolve_backoff: (config.core.join_retry_initial, config.core.join_retry_max),
             out: Vec::new(),
             leave: Leave::default(),
+            interpose: crate::interpose::Slot::new(b.hook, b.fault_seed.unwrap_or_else(os_random)),
+            name_guard: crate::name_guard::NameGuard::default(),
         };
+        let name_taken = driver.name_guard.taken.clone();
         let task = tokio::spawn(driver.run().instrument(span.clone()));
         span.in_scope(|| tracing::info!(%addr, bound = %bound.local, "node started"));
         let cluster = Cluster {
@@ -144,6 +165,7 @@ impl Cluster {
                 started: std::time::Instant::now(),
                 task: Mutex::new(Some(task)),
                 stabilize: Mutex::new(None),
+                name_taken,
             }),
         };
         if !config.seeds.is_empty() {
@@ -174,6 +196,10 @@ impl Cluster {
     /// The address the node announces (UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
         self.shared.local
+    }
+
+    pub(crate) fn name_taken_slot(&self) -> &crate::name_guard::Taken {
+        &self.shared.name_taken
     }
 
     pub(crate) async fn request(&self, r: Request) -> Result<(), Error> {
@@ -529,6 +555,52 @@ impl Cluster {
             .stabilize
             .lock()
             .expect("stabilize lock poisoned") = None;
+    }
+}
+
+/// Starts a [`Cluster`] with options beyond [`DriverConfig`] (from [`Cluster::builder`]).
+pub struct ClusterBuilder {
+    config: DriverConfig,
+    hook: Option<crate::interpose::Hook>,
+    fault_seed: Option<u64>,
+}
+
+impl std::fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("name", &self.config.name)
+            .field("interpose", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterBuilder {
+    /// Sets the interposition hook (`interpose`): called on the node task for every datagram
+    /// and stream message sent or received, it passes, drops, delays or replaces each. Without
+    /// one (the default) packets take no detour at all.
+    pub fn interpose(
+        mut self,
+        hook: impl FnMut(&crate::interpose::Packet<'_>) -> crate::interpose::Verdict + Send + 'static,
+    ) -> Self {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Seeds the RNG of injected loss and jitter rules, for repeatable fault runs. Default:
+    /// OS-seeded randomness.
+    pub fn fault_seed(mut self, seed: u64) -> Self {
+        self.fault_seed = Some(seed);
+        self
+    }
+
+    /// [`Cluster::start`] with these options.
+    pub async fn start(self) -> Result<Cluster, Error> {
+        self.start_subscribed().await.map(|(c, _)| c)
+    }
+
+    /// [`Cluster::start_subscribed`] with these options.
+    pub async fn start_subscribed(self) -> Result<(Cluster, Events), Error> {
+        Cluster::launch(self).await
     }
 }
 

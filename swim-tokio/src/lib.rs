@@ -65,12 +65,19 @@ mod stream;
 mod transport;
 // Application messaging (issue 14).
 mod messaging;
+// Interposition and live partitions (issue 14).
+pub mod interpose;
+// Per-member watches (issue 14).
+mod watch;
+// Refusing duplicate names (issue 15).
+mod name_guard;
 
 pub use config::{DEFAULT_PORT, DriverConfig, Preset};
 pub use error::Error;
 pub use events::{ClusterEvent, Events, TimedEvent, event_json, event_name, member_json, unix_ms};
-pub use handle::{Cluster, host_name};
+pub use handle::{Cluster, ClusterBuilder, host_name};
 pub use messaging::{Messages, QueryOutcome, ReceivedMessage};
 pub use record::ADDR_TAG;
 pub use stats::{ClusterStats, DriverStats, MemberCounts};
 pub use stream::{LEN_PREFIX, frame};
+pub use watch::{MemberWatch, Transition};

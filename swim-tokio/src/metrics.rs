@@ -6,8 +6,10 @@
 //! live across scrapes, in [`MessageSizes`]. Names start with `swim_`; counters end in
 //! `_total`; per-kind and per-reason series carry a `kind`, `reason` or `state` label.
 //!
-//! Probe round-trip and detection-time histograms are not exported: the core does not expose
-//! the measurements (it keeps no per-probe send time outside its timers).
+//! The core's protocol timings ([`swim_proto::Timings`]: probe round trips, the protocol period
+//! achieved, suspicion durations) are exported as histograms in seconds, re-bucketed from the
+//! core's log-linear buckets onto fixed powers of two of nanoseconds (131 µs .. 68.7 s), so
+//! every scrape has the same `le` labels.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -322,6 +324,7 @@ pub fn render(s: &ClusterStats, sizes: &MessageSizes) -> String {
         ],
     );
     state(&mut r, &c.state);
+    timings(&mut r, &c.timings);
     r.register(
         "datagram_size_bytes",
         "Sizes of datagrams sent and received, in bytes",
@@ -442,4 +445,137 @@ fn state(r: &mut Registry, s: &swim_proto::StateStats) {
     for (name, help, v) in counters {
         counter(r, name, help, *v);
     }
+}
+
+// --- protocol stats with timings (issue 14) ---
+
+/// Smallest and largest power of two (in nanoseconds) used as a bucket bound: 2^17 ns is
+/// 131 µs, 2^36 ns is 68.7 s.
+const TIMING_BOUNDS: std::ops::RangeInclusive<u32> = 17..=36;
+
+/// A core [`swim_proto::histogram::Histogram`] of nanoseconds as Prometheus histogram data in
+/// seconds: `(upper bound, count in that bucket)`, the last bound `+Inf`.
+#[derive(Debug)]
+struct Seconds {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl Seconds {
+    fn of(h: &swim_proto::histogram::Histogram) -> Self {
+        let mut buckets: Vec<(f64, u64)> = TIMING_BOUNDS
+            .map(|k| ((1u64 << k) as f64 / 1e9, 0))
+            .collect();
+        buckets.push((f64::MAX, 0));
+        // Core buckets tile each power of two exactly, so a core bucket lies below `2^k`
+        // whole or not at all.
+        for (upper, n) in h.buckets() {
+            let i = TIMING_BOUNDS
+                .clone()
+                .position(|k| upper < 1u64 << k)
+                .unwrap_or(buckets.len() - 1);
+            buckets[i].1 += n;
+        }
+        Seconds {
+            sum: h.sum() as f64 / 1e9,
+            count: h.count(),
+            buckets,
+        }
+    }
+}
+
+impl prometheus_client::metrics::TypedMetric for Seconds {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for Seconds {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum,
+            self.count,
+            &self.buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
+/// Histograms of one metric, one series per label value.
+#[derive(Debug)]
+struct SecondsFamily {
+    label: &'static str,
+    series: Vec<(&'static str, Seconds)>,
+}
+
+impl prometheus_client::metrics::TypedMetric for SecondsFamily {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for SecondsFamily {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        for (value, h) in &self.series {
+            let labels: Labels = vec![(self.label, value)];
+            h.encode(encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
+/// The core's protocol timings (`docs/protocol.md` §14) as histograms in seconds.
+fn timings(r: &mut Registry, t: &swim_proto::Timings) {
+    r.register(
+        "probe_rtt_seconds",
+        "Probe round trips, from the direct ping to the ack, by path (direct, or relayed by ping-req helpers)",
+        SecondsFamily {
+            label: "path",
+            series: vec![
+                ("direct", Seconds::of(&t.probe_rtt_direct)),
+                ("indirect", Seconds::of(&t.probe_rtt_indirect)),
+            ],
+        },
+    );
+    r.register(
+        "protocol_period_seconds",
+        "Time between the starts of consecutive protocol periods",
+        Seconds::of(&t.protocol_period),
+    );
+    r.register(
+        "suspicion_seconds",
+        "How long members stayed suspect, by outcome (refuted or dead)",
+        SecondsFamily {
+            label: "outcome",
+            series: vec![
+                ("refuted", Seconds::of(&t.suspicion_refuted)),
+                ("dead", Seconds::of(&t.suspicion_dead)),
+            ],
+        },
+    );
+}
+
+/// p50, p95, p99, p99.9, max and count of a core histogram of nanoseconds, in milliseconds,
+/// as JSON (for `/stats`).
+pub fn timing_json(h: &swim_proto::histogram::Histogram) -> serde_json::Value {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let [p50, p95, p99, p999] = h.percentiles();
+    serde_json::json!({
+        "count": h.count(),
+        "p50_ms": ms(p50), "p95_ms": ms(p95), "p99_ms": ms(p99), "p999_ms": ms(p999),
+        "max_ms": ms(h.max()),
+    })
 }

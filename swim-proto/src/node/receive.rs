@@ -150,6 +150,19 @@ impl<A: Address> Node<A> {
             Err(e) => return self.drop_packet(from, DropReason::Decode(e), out),
         };
         if msg.header.sender == self.local.name.as_str() {
+            // Duplicate names (issue 15): a join under this node's own name from another
+            // address is answered with a snapshot (holding this node alive), so the joiner
+            // learns the name is taken, and reported as a conflict; nothing is merged.
+            if let StreamKind::PushPull { join: true, .. } = msg.header.kind
+                && msg.header.sender_addr != self.local.addr
+            {
+                let claimed_addr = msg.header.sender_addr.clone();
+                out.push(Output::Event(Event::Conflict {
+                    member: self.local.clone(),
+                    claimed_addr: claimed_addr.clone(),
+                }));
+                self.send_push_pull(claimed_addr, false, true, out);
+            }
             return self.drop_packet(from, DropReason::FromSelf, out);
         }
         if let Err(reason) = msg.updates.iter().try_for_each(|u| self.validate_update(u)) {

@@ -67,6 +67,20 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(u) = &self.user_events {
+            if !(u.per_sec > 0.0 && u.per_sec <= 10_000.0) {
+                return err(format!(
+                    "user_events.per_sec must be within (0, 10000], got {}",
+                    u.per_sec
+                ));
+            }
+            if u.payload_size > self.config.messaging.max_event_payload {
+                return err(format!(
+                    "user_events.payload_size must be at most {} (config.messaging.max_event_payload), got {}",
+                    self.config.messaging.max_event_payload, u.payload_size
+                ));
+            }
+        }
         let n = self.nodes as NodeId;
         for &j in self.late_joiners.iter().chain(&self.seeds) {
             if j >= n {
@@ -111,6 +125,33 @@ impl Scenario {
                 && !self.late_joiners.contains(&node)
             {
                 return bad("a joining node must be listed in late_joiners");
+            }
+            if let Fault::Rules {
+                rules, duration, ..
+            } = &f.fault
+            {
+                if duration.is_some_and(|d| d.is_zero()) {
+                    return bad("duration must be greater than zero (or absent)");
+                }
+                if rules.is_empty() {
+                    return bad("rules: give at least one rule");
+                }
+                for (j, r) in rules.iter().enumerate() {
+                    r.validate().or_else(|e| bad(&format!("rules[{j}]: {e}")))?;
+                    if matches!(r, swim_proto::fault_rule::FaultRule::Delay { .. }) {
+                        return bad(&format!(
+                            "rules[{j}]: delay rules are not simulated (no per-link delay); \
+                             use network.base_delay/jitter or a slow fault"
+                        ));
+                    }
+                    for m in r.members() {
+                        if crate::timeline::rule_member(m, self.nodes).is_none() {
+                            return bad(&format!(
+                                "rules[{j}]: member {m:?} is not node-N or N for a node in 0..{n}"
+                            ));
+                        }
+                    }
+                }
             }
         }
         Ok(())

@@ -165,6 +165,22 @@ pub enum Fault {
         /// Loss probability in each direction.
         rate: f64,
     },
+    // Live fault rules (issue 14): the vocabulary of the agent's `POST /partitions`.
+    /// `rules` as node `node` applies them to its own traffic, for `duration` (the rest of the
+    /// run when absent): the same JSON/TOML rule list `swim-agent partition inject --rules`
+    /// takes, so a script tried here can be replayed against real agents. Members are node
+    /// names (`node-3`) or ids (`3`, a simulated node's address). Partition rules cut the links
+    /// both ways (streams too); loss rules set link loss on datagrams; delay rules are refused
+    /// (the simulated network has no per-link delay: use `network` or a `slow` fault).
+    Rules {
+        /// The node applying the rules.
+        node: NodeId,
+        /// The rules (`swim_proto::fault_rule::FaultRule`).
+        rules: Vec<swim_proto::fault_rule::FaultRule>,
+        /// How long (default: the rest of the run).
+        #[serde(default, with = "duration::option")]
+        duration: Option<Duration>,
+    },
 }
 
 impl Fault {
@@ -176,6 +192,7 @@ impl Fault {
             | Fault::Slow { duration, .. }
             | Fault::Partition { duration, .. }
             | Fault::Loss { duration, .. } => Some(*duration),
+            Fault::Rules { duration, .. } => *duration,
             _ => None,
         }
     }
@@ -196,6 +213,16 @@ impl Fault {
                 _ => FaultKind::Other,
             },
             Fault::ClockSkew { .. } => FaultKind::Other,
+            Fault::Rules { rules, .. } => {
+                if rules
+                    .iter()
+                    .any(|r| matches!(r, swim_proto::fault_rule::FaultRule::Partition { .. }))
+                {
+                    FaultKind::Partition
+                } else {
+                    FaultKind::Loss
+                }
+            }
         }
     }
 
@@ -224,6 +251,7 @@ impl Fault {
                 format!("link {from}->{to} loss {:.0}%", rate * 100.0)
             }
             Fault::Flaky { node, rate } => format!("flaky node-{node} {:.0}%", rate * 100.0),
+            Fault::Rules { node, rules, .. } => format!("{} rules at node-{node}", rules.len()),
             Fault::Command { node, command } => {
                 let what = format!("{command:?}");
                 let kind = what
@@ -300,6 +328,34 @@ pub struct Scenario {
     pub check_liveness: bool,
     /// Replicated-state writes, if any.
     pub workload: Option<StateWorkload>,
+    // --- user events (issue 14) ---
+    /// Serf user events broadcast during the run, if any (`swim-sim run --user-events-per-sec`).
+    pub user_events: Option<UserEvents>,
+}
+
+/// Serf user events (`docs/protocol.md` §13.2): `per_sec` events per second cluster-wide, each
+/// broadcast by the next live node in a fixed stride over the cluster, from `start` to the end.
+/// Their cost shows in `Report::load`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserEvents {
+    /// Events per second, cluster-wide. Default 1.
+    pub per_sec: f64,
+    /// Payload bytes per event. Default 64.
+    pub payload_size: usize,
+    /// When the first event goes out. Default 0 s.
+    #[serde(with = "duration")]
+    pub start: Duration,
+}
+
+impl Default for UserEvents {
+    fn default() -> Self {
+        UserEvents {
+            per_sec: 1.0,
+            payload_size: 64,
+            start: Duration::ZERO,
+        }
+    }
 }
 
 /// Replicated-state traffic: every live node writes its own keys at a fixed rate, and the run
@@ -353,6 +409,7 @@ impl Default for Scenario {
             sample_interval: Duration::from_secs(1),
             check_liveness: true,
             workload: None,
+            user_events: None,
         }
     }
 }
@@ -428,7 +485,8 @@ pub fn fault_node(f: &Fault) -> Option<NodeId> {
         | Fault::Leave { node }
         | Fault::Join { node }
         | Fault::Command { node, .. }
-        | Fault::Flaky { node, .. } => Some(*node),
+        | Fault::Flaky { node, .. }
+        | Fault::Rules { node, .. } => Some(*node),
         _ => None,
     }
 }

@@ -163,6 +163,16 @@ impl World {
         self.net.extra_loss.retain(|(i, _)| *i != id.0);
     }
 
+    /// Restores one direction of one link cut by [`World::cut`].
+    pub fn uncut(&mut self, from: NodeId, to: NodeId) {
+        self.net.cut.remove(&(from, to));
+    }
+
+    /// The loss set on the link `from → to` by [`World::set_link_loss`] (0 if none).
+    pub fn link_loss(&self, from: NodeId, to: NodeId) -> f64 {
+        self.net.link_loss.get(&(from, to)).copied().unwrap_or(0.0)
+    }
+
     /// Loss `rate` on the link `from → to`.
     pub fn set_link_loss(&mut self, from: NodeId, to: NodeId, rate: f64) {
         self.net.link_loss.insert((from, to), rate);

@@ -157,6 +157,42 @@ enum Cmd {
         #[arg(default_value = "")]
         payload: String,
     },
+    // Live partitions (issue 14).
+    /// Inject, resolve or list live partitions and fault rules on a running agent
+    /// (docs/driver.md, "Interposition and live partitions").
+    Partition {
+        #[command(subcommand)]
+        op: PartitionCmd,
+    },
+}
+
+// Live partitions (issue 14).
+#[derive(Subcommand, Debug)]
+enum PartitionCmd {
+    /// Stop exchanging packets with these members (names or ip:port), both directions, until
+    /// resolved; prints the partition's id. With --rules, inject a JSON rule list instead.
+    Inject {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// A JSON list of fault rules, as a swim-sim scenario writes them (docs/driver.md).
+        #[arg(long, value_name = "JSON", conflicts_with = "members")]
+        rules: Option<String>,
+        /// The members to cut off.
+        #[arg(value_name = "NAME", required_unless_present = "rules")]
+        members: Vec<String>,
+    },
+    /// Remove a partition (or rule list) by id.
+    Resolve {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The id `inject` printed.
+        id: u64,
+    },
+    /// List the partitions and rules in force.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -469,7 +505,14 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
                 log,
                 handlers: handlers_tx,
             };
-            reloader.until_shutdown(reload_rx).await?;
+            tokio::select! {
+                r = reloader.until_shutdown(reload_rx) => r?,
+                // The node refused to run (a duplicate name, issue 15): exit with its reason.
+                e = cluster.stopped() => {
+                    let _ = printer.await;
+                    return Err(e.to_string());
+                }
+            }
             tracing::info!("signal received; leaving");
             if let Err(e) = cluster.leave().await {
                 tracing::warn!(error = %e, "leave incomplete");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ApiArgs, Cmd, Format, KeysCmd, runtime};
+use super::{ApiArgs, Cmd, Format, KeysCmd, PartitionCmd, runtime};
 
 /// Runs a subcommand against a running agent's API.
 pub(super) fn client(cmd: Cmd) -> Result<ExitCode, String> {
@@ -131,6 +131,8 @@ pub(super) fn client(cmd: Cmd) -> Result<ExitCode, String> {
                     call(&api, reqwest::Method::POST, "/query", Some(body)).await?
                 );
             }
+            // Live partitions (issue 14).
+            Cmd::Partition { op } => println!("{}", partition(op).await?),
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -261,4 +263,30 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// `swim-agent partition inject|resolve|list`.
+async fn partition(op: PartitionCmd) -> Result<Value, String> {
+    match op {
+        PartitionCmd::Inject {
+            api,
+            rules,
+            members,
+        } => {
+            let body = match rules {
+                Some(text) => {
+                    let rules: Value = serde_json::from_str(&text)
+                        .map_err(|e| format!("--rules: not JSON: {e}"))?;
+                    json!({ "rules": rules })
+                }
+                None => json!({ "members": members }),
+            };
+            call(&api, reqwest::Method::POST, "/partitions", Some(body)).await
+        }
+        PartitionCmd::Resolve { api, id } => {
+            let path = format!("/partitions/{id}");
+            call(&api, reqwest::Method::DELETE, &path, None).await
+        }
+        PartitionCmd::List { api } => call(&api, reqwest::Method::GET, "/partitions", None).await,
+    }
 }
