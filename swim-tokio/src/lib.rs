@@ -58,6 +58,7 @@ mod error;
 mod events;
 mod handle;
 pub mod handlers;
+pub mod keys;
 pub mod metrics;
 mod record;
 mod stats;

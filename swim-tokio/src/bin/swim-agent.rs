@@ -18,6 +18,8 @@ use tracing::Instrument;
 
 #[path = "swim-agent/client.rs"]
 mod client;
+#[path = "swim-agent/security.rs"]
+mod security;
 
 /// Run a SWIM cluster member, or ask a running one.
 ///
@@ -157,6 +159,9 @@ enum Cmd {
         #[arg(default_value = "")]
         payload: String,
     },
+    // Keys (issue 13).
+    /// Print a new random encryption key (base64), for --keyring-file or SWIM_KEYRING.
+    Keygen,
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,6 +259,11 @@ struct AgentArgs {
     /// Handlers running at once [default: 4]
     #[arg(long, value_name = "N")]
     handler_concurrency: Option<usize>,
+    // Keys (issue 13).
+    /// Encrypt with the keys in FILE (base64 or hex, one per line, the first primary; mode
+    /// 600). The environment variable SWIM_KEYRING may hold them instead [default: none]
+    #[arg(long, value_name = "FILE")]
+    keyring_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -280,6 +290,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_agent(cli.agent),
         Some(Cmd::Agent(a)) => run_agent(a),
+        Some(Cmd::Keygen) => security::keygen(),
         Some(cmd) => client::client(cmd),
     };
     match result {
@@ -352,6 +363,7 @@ fn settings(f: &AgentArgs) -> Result<Settings, String> {
     }
     a.handler_timeout = f.handler_timeout.unwrap_or(a.handler_timeout);
     a.handler_concurrency = f.handler_concurrency.unwrap_or(a.handler_concurrency);
+    security::apply_keyring(f.keyring_file.as_deref(), &mut c)?;
     c.validate().map_err(|e| {
         let flag = match &e {
             swim_tokio::Error::Config { field, .. } if field.starts_with("seeds") => "--join",
@@ -394,6 +406,7 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
                 .with_ansi(std::io::stderr().is_terminal()),
         )
         .init();
+    security::warn_if_exposed(&s.driver);
     let mut api = ApiConfig::default();
     api.token = s.agent.http_token.clone();
     api.expect_peers = !s.driver.seeds.is_empty();
