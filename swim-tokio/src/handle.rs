@@ -96,6 +96,7 @@ impl Cluster {
                 max_message: config.core.max_stream_message_size,
                 timeout: config.stream_timeout,
                 counters: counters.clone(),
+                per_source: config.max_connections_per_source,
             })
             .instrument(span.clone()),
         );

@@ -35,6 +35,10 @@ pub struct DriverStats {
     pub seed_resolutions: u64,
     /// Trace records that could not be written (recording stops at the first failure).
     pub trace_write_errors: u64,
+    // Abuse resistance (issue 13).
+    /// Inbound connections closed at once because their source IP already held
+    /// `max_connections_per_source` of them.
+    pub connections_refused_per_source: u64,
 }
 
 macro_rules! counters {
@@ -69,6 +73,7 @@ counters!(
     stream_send_failures,
     seed_resolutions,
     trace_write_errors,
+    connections_refused_per_source,
 );
 
 /// Adds one to a counter.
