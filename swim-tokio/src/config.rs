@@ -103,6 +103,12 @@ pub struct DriverConfig {
     pub record: Option<PathBuf>,
     /// The protocol core's configuration (`[core]` in TOML), starting from `preset`.
     pub core: swim_proto::Config,
+    // Abuse resistance (issue 13).
+    /// Networks allowed to talk to this node (memberlist's `CIDRsAllowed`), such as
+    /// `["10.0.0.0/8"]`: datagrams and stream connections from other source addresses are
+    /// dropped and counted (`datagrams_refused_source`, `connections_refused_source`) before
+    /// the core sees them. Default empty: every source is allowed.
+    pub allowed_cidrs: Vec<crate::cidr::Cidr>,
 }
 
 impl Default for DriverConfig {
@@ -127,6 +133,7 @@ impl Default for DriverConfig {
             leave_timeout: Duration::from_secs(5),
             record: None,
             core: swim_proto::Config::lan(),
+            allowed_cidrs: Vec::new(),
         }
     }
 }

@@ -97,6 +97,7 @@ impl Cluster {
                 timeout: config.stream_timeout,
                 counters: counters.clone(),
                 per_source: config.max_connections_per_source,
+                allowed: config.allowed_cidrs.clone(),
             })
             .instrument(span.clone()),
         );
@@ -116,6 +117,7 @@ impl Cluster {
                 join_seeds: Arc::default(),
             },
             counters: counters.clone(),
+            allowed: config.allowed_cidrs.clone(),
             sizes: sizes.clone(),
             recorder,
             acceptor,

@@ -51,6 +51,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod cidr;
 mod config;
 pub mod control;
 mod driver;

@@ -39,6 +39,10 @@ pub struct DriverStats {
     /// Inbound connections closed at once because their source IP already held
     /// `max_connections_per_source` of them.
     pub connections_refused_per_source: u64,
+    /// Datagrams dropped because their source is outside `allowed_cidrs`.
+    pub datagrams_refused_source: u64,
+    /// Inbound connections closed at once because their source is outside `allowed_cidrs`.
+    pub connections_refused_source: u64,
 }
 
 macro_rules! counters {
@@ -74,6 +78,8 @@ counters!(
     seed_resolutions,
     trace_write_errors,
     connections_refused_per_source,
+    datagrams_refused_source,
+    connections_refused_source,
 );
 
 /// Adds one to a counter.

@@ -38,6 +38,8 @@ pub(crate) struct Inbound {
     pub counters: Arc<Counters>,
     /// Most connections served at once per source IP (`max_connections_per_source`).
     pub per_source: usize,
+    /// Networks allowed to connect (`allowed_cidrs`; empty: all).
+    pub allowed: Vec<crate::cidr::Cidr>,
 }
 
 /// Connections being served, by source IP.
@@ -97,6 +99,11 @@ pub(crate) async fn accept_loop(inb: Inbound) {
         };
         if inb.to_node.is_closed() {
             return;
+        }
+        if !crate::cidr::allowed(&inb.allowed, from.ip()) {
+            bump(&inb.counters.connections_refused_source);
+            tracing::debug!(%from, "source outside allowed_cidrs; closing");
+            continue;
         }
         let Some(source_slot) = SourceSlot::take(&sources, from.ip(), inb.per_source) else {
             bump(&inb.counters.connections_refused_per_source);

@@ -1,7 +1,8 @@
-//! Stream slots under a slow-loris source (issue 13): one source IP holding connections open
+//! Who may hold stream slots and send packets (issue 13): one source IP holding connections open
 //! takes at most `max_connections_per_source` slots, so a node joining from another address
-//! still gets in. Loopback only: the attacker connects from 127.0.0.2 (Linux routes all of
-//! 127.0.0.0/8 to the loopback interface).
+//! still gets in; `allowed_cidrs` drops other networks' packets and connections. Loopback
+//! only: the attacker connects from 127.0.0.2 (Linux routes all of 127.0.0.0/8 to the loopback
+//! interface).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,6 +62,41 @@ async fn a_slow_loris_source_cannot_keep_a_joiner_out() {
         sleep(Duration::from_millis(100)).await;
     }
     drop(held);
+    joiner.shutdown().await.unwrap();
+    seed.shutdown().await.unwrap();
+}
+
+/// `allowed_cidrs` (memberlist's `CIDRsAllowed`): datagrams and connections from 127.0.0.2 are
+/// dropped and counted by a node that allows only 127.0.0.1; a joiner from 127.0.0.1 gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_outside_allowed_cidrs_are_dropped_and_counted() {
+    let mut c = config("guarded");
+    c.allowed_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+    let seed = Cluster::start(c).await.unwrap();
+    let Some(_conn) = hold(seed.addr()).await else {
+        eprintln!("skipped: cannot bind 127.0.0.2 on this host");
+        return;
+    };
+    let udp = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    udp.send_to(b"not even a packet", seed.addr())
+        .await
+        .unwrap();
+    let mut c = config("insider");
+    c.seeds = vec![seed.addr().to_string()];
+    let joiner = Cluster::start(c).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let members = seed.alive().await.unwrap();
+        if members.iter().any(|m| m.name.as_str() == "insider") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the allowed joiner never got in");
+        sleep(Duration::from_millis(100)).await;
+    }
+    let d = seed.stats().await.unwrap().driver;
+    assert_eq!(d.connections_refused_source, 1, "{d:?}");
+    assert_eq!(d.datagrams_refused_source, 1, "{d:?}");
+    assert_eq!(seed.stats().await.unwrap().core.dropped.total(), 0);
     joiner.shutdown().await.unwrap();
     seed.shutdown().await.unwrap();
 }

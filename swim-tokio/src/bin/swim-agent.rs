@@ -39,7 +39,7 @@ enum Cmd {
     /// Run one node: one JSON line per event on stdout, logs on stderr. SIGTERM or SIGINT
     /// leaves gracefully (waiting at most leave_timeout) and exits 0; SIGHUP reloads --config.
     #[command(visible_alias = "run")]
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// List the members a running agent knows (a table, or JSON with --format json).
     Members {
         #[command(flatten)]
@@ -264,6 +264,10 @@ struct AgentArgs {
     /// 600). The environment variable SWIM_KEYRING may hold them instead [default: none]
     #[arg(long, value_name = "FILE")]
     keyring_file: Option<PathBuf>,
+    /// Only this network may talk to the node, as ADDR/LEN (repeatable; memberlist's
+    /// CIDRsAllowed); others' packets are dropped and counted [default: every source]
+    #[arg(long, value_name = "CIDR")]
+    allowed_cidr: Vec<swim_tokio::cidr::Cidr>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -289,7 +293,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => run_agent(cli.agent),
-        Some(Cmd::Agent(a)) => run_agent(a),
+        Some(Cmd::Agent(a)) => run_agent(*a),
         Some(Cmd::Keygen) => security::keygen(),
         Some(cmd) => client::client(cmd),
     };
@@ -364,6 +368,9 @@ fn settings(f: &AgentArgs) -> Result<Settings, String> {
     a.handler_timeout = f.handler_timeout.unwrap_or(a.handler_timeout);
     a.handler_concurrency = f.handler_concurrency.unwrap_or(a.handler_concurrency);
     security::apply_keyring(f.keyring_file.as_deref(), &mut c)?;
+    if !f.allowed_cidr.is_empty() {
+        c.allowed_cidrs = f.allowed_cidr.clone();
+    }
     c.validate().map_err(|e| {
         let flag = match &e {
             swim_tokio::Error::Config { field, .. } if field.starts_with("seeds") => "--join",
