@@ -78,7 +78,7 @@ pub struct DriverConfig {
     /// Inbound TCP connections served at once from one source IP address; more are closed on
     /// accept and counted (`connections_refused_per_source`), so one source holding connections
     /// open (each for up to `stream_timeout`) cannot take every slot and keep joiners out
-    /// (issue 13). At most `max_connections`. Default 8.
+    /// (issue 13). A value above `max_connections` acts as `max_connections`. Default 8.
     pub max_connections_per_source: usize,
     /// Outbound stream messages in flight at once; more are dropped and counted. Default 64.
     pub max_outbound_streams: usize,
@@ -255,12 +255,6 @@ impl DriverConfig {
             "max_connections_per_source",
             self.max_connections_per_source,
         )?;
-        if self.max_connections_per_source > self.max_connections {
-            return Err(Error::config(
-                "max_connections_per_source",
-                "must be at most max_connections",
-            ));
-        }
         positive("max_outbound_streams", self.max_outbound_streams)?;
         positive("stream_queue", self.stream_queue)?;
         positive("command_queue", self.command_queue)?;

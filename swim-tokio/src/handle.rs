@@ -96,7 +96,9 @@ impl Cluster {
                 max_message: config.core.max_stream_message_size,
                 timeout: config.stream_timeout,
                 counters: counters.clone(),
-                per_source: config.max_connections_per_source,
+                per_source: config
+                    .max_connections_per_source
+                    .min(config.max_connections),
                 allowed: config.allowed_cidrs.clone(),
             })
             .instrument(span.clone()),
