@@ -75,6 +75,11 @@ pub struct DriverConfig {
     /// Inbound TCP connections served at once; more are closed on accept and counted. With
     /// `core.max_stream_message_size` this bounds inbound memory. Default 64.
     pub max_connections: usize,
+    /// Inbound TCP connections served at once from one source IP address; more are closed on
+    /// accept and counted (`connections_refused_per_source`), so one source holding connections
+    /// open (each for up to `stream_timeout`) cannot take every slot and keep joiners out
+    /// (issue 13). A value above `max_connections` acts as `max_connections`. Default 8.
+    pub max_connections_per_source: usize,
     /// Outbound stream messages in flight at once; more are dropped and counted. Default 64.
     pub max_outbound_streams: usize,
     /// Received stream messages waiting for the node task; connection tasks wait (holding their
@@ -98,6 +103,12 @@ pub struct DriverConfig {
     pub record: Option<PathBuf>,
     /// The protocol core's configuration (`[core]` in TOML), starting from `preset`.
     pub core: swim_proto::Config,
+    // Abuse resistance (issue 13).
+    /// Networks allowed to talk to this node (memberlist's `CIDRsAllowed`), such as
+    /// `["10.0.0.0/8"]`: datagrams and stream connections from other source addresses are
+    /// dropped and counted (`datagrams_refused_source`, `connections_refused_source`) before
+    /// the core sees them. Default empty: every source is allowed.
+    pub allowed_cidrs: Vec<crate::cidr::Cidr>,
 }
 
 impl Default for DriverConfig {
@@ -113,6 +124,7 @@ impl Default for DriverConfig {
             connect_timeout: Duration::from_secs(2),
             stream_timeout: Duration::from_secs(5),
             max_connections: 64,
+            max_connections_per_source: 8,
             max_outbound_streams: 64,
             stream_queue: 64,
             command_queue: 256,
@@ -121,6 +133,7 @@ impl Default for DriverConfig {
             leave_timeout: Duration::from_secs(5),
             record: None,
             core: swim_proto::Config::lan(),
+            allowed_cidrs: Vec::new(),
         }
     }
 }
@@ -238,6 +251,10 @@ impl DriverConfig {
         nonzero("stream_timeout", self.stream_timeout)?;
         nonzero("leave_timeout", self.leave_timeout)?;
         positive("max_connections", self.max_connections)?;
+        positive(
+            "max_connections_per_source",
+            self.max_connections_per_source,
+        )?;
         positive("max_outbound_streams", self.max_outbound_streams)?;
         positive("stream_queue", self.stream_queue)?;
         positive("command_queue", self.command_queue)?;

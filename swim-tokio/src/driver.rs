@@ -98,6 +98,8 @@ pub(crate) struct Driver {
     pub events: broadcast::Sender<TimedEvent>,
     pub outbound: Outbound,
     pub counters: Arc<Counters>,
+    /// Networks allowed to send datagrams (`allowed_cidrs`; empty: all).
+    pub allowed: Vec<crate::cidr::Cidr>,
     pub sizes: MessageSizes,
     pub recorder: Option<Recorder>,
     /// The accept loop, stopped when the task ends so the port is released.
@@ -299,6 +301,10 @@ impl Driver {
 
     fn on_datagram(&mut self, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
         match r {
+            Ok((_, from)) if !crate::cidr::allowed(&self.allowed, from.ip()) => {
+                bump(&self.counters.datagrams_refused_source);
+                tracing::debug!(%from, "datagram from outside allowed_cidrs; dropped");
+            }
             Ok((n, from)) if n < buf.len() => {
                 self.sizes.datagram_received(n);
                 if self.interpose.active.is_some() {

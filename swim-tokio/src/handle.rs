@@ -122,6 +122,10 @@ impl Cluster {
                 max_message: config.core.max_stream_message_size,
                 timeout: config.stream_timeout,
                 counters: counters.clone(),
+                per_source: config
+                    .max_connections_per_source
+                    .min(config.max_connections),
+                allowed: config.allowed_cidrs.clone(),
             })
             .instrument(span.clone()),
         );
@@ -141,6 +145,7 @@ impl Cluster {
                 join_seeds: Arc::default(),
             },
             counters: counters.clone(),
+            allowed: config.allowed_cidrs.clone(),
             sizes: sizes.clone(),
             recorder,
             acceptor,

@@ -51,6 +51,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod cidr;
 mod config;
 pub mod control;
 mod driver;
@@ -58,6 +59,7 @@ mod error;
 mod events;
 mod handle;
 pub mod handlers;
+pub mod keys;
 pub mod metrics;
 mod record;
 mod stats;

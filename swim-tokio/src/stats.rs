@@ -35,6 +35,14 @@ pub struct DriverStats {
     pub seed_resolutions: u64,
     /// Trace records that could not be written (recording stops at the first failure).
     pub trace_write_errors: u64,
+    // Abuse resistance (issue 13).
+    /// Inbound connections closed at once because their source IP already held
+    /// `max_connections_per_source` of them.
+    pub connections_refused_per_source: u64,
+    /// Datagrams dropped because their source is outside `allowed_cidrs`.
+    pub datagrams_refused_source: u64,
+    /// Inbound connections closed at once because their source is outside `allowed_cidrs`.
+    pub connections_refused_source: u64,
 }
 
 macro_rules! counters {
@@ -69,6 +77,9 @@ counters!(
     stream_send_failures,
     seed_resolutions,
     trace_write_errors,
+    connections_refused_per_source,
+    datagrams_refused_source,
+    connections_refused_source,
 );
 
 /// Adds one to a counter.

@@ -5,10 +5,13 @@
 //! connection after writing; replies travel on a new connection to the address inside the
 //! message. A peer that lies about the length, sends garbage or stalls costs at most
 //! `stream_timeout` and the bytes it actually sent (never more than
-//! `core.max_stream_message_size`), and holds one of `max_connections` slots meanwhile.
+//! `core.max_stream_message_size`), and holds one of `max_connections` slots meanwhile; one
+//! source IP holds at most `max_connections_per_source` of them, so a source that keeps
+//! connections open cannot keep joiners out (issue 13).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,10 +36,57 @@ pub(crate) struct Inbound {
     pub max_message: usize,
     pub timeout: Duration,
     pub counters: Arc<Counters>,
+    /// Most connections served at once per source IP (`max_connections_per_source`).
+    pub per_source: usize,
+    /// Networks allowed to connect (`allowed_cidrs`; empty: all).
+    pub allowed: Vec<crate::cidr::Cidr>,
+}
+
+/// Connections being served, by source IP.
+type Sources = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One source's claim on a connection, given back when the connection task ends.
+struct SourceSlot {
+    sources: Sources,
+    ip: IpAddr,
+}
+
+impl SourceSlot {
+    /// Takes one of `ip`'s `max` slots, if it has one left.
+    fn take(sources: &Sources, ip: IpAddr, max: usize) -> Option<SourceSlot> {
+        let mut m = sources
+            .lock()
+            .expect("the source table lock is never poisoned");
+        let n = m.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            sources: sources.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .sources
+            .lock()
+            .expect("the source table lock is never poisoned");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Accepts connections until the node task drops its receiver, each served by its own task.
 pub(crate) async fn accept_loop(inb: Inbound) {
+    let sources: Sources = Arc::default();
     loop {
         let (conn, from) = match inb.listener.accept().await {
             Ok(c) => c,
@@ -50,6 +100,16 @@ pub(crate) async fn accept_loop(inb: Inbound) {
         if inb.to_node.is_closed() {
             return;
         }
+        if !crate::cidr::allowed(&inb.allowed, from.ip()) {
+            bump(&inb.counters.connections_refused_source);
+            tracing::debug!(%from, "source outside allowed_cidrs; closing");
+            continue;
+        }
+        let Some(source_slot) = SourceSlot::take(&sources, from.ip(), inb.per_source) else {
+            bump(&inb.counters.connections_refused_per_source);
+            tracing::debug!(%from, "per-source connection limit reached; closing");
+            continue;
+        };
         let Ok(permit) = inb.slots.clone().try_acquire_owned() else {
             bump(&inb.counters.connections_refused);
             tracing::debug!(%from, "connection limit reached; closing");
@@ -64,7 +124,7 @@ pub(crate) async fn accept_loop(inb: Inbound) {
         );
         tokio::spawn(
             async move {
-                let _permit = permit;
+                let _permit = (permit, source_slot);
                 match tokio::time::timeout(timeout, read_message(conn, max)).await {
                     Err(_) => bump(&counters.stream_read_timeouts),
                     Ok(Err(ReadError::Oversized(len))) => {

@@ -18,6 +18,8 @@ use tracing::Instrument;
 
 #[path = "swim-agent/client.rs"]
 mod client;
+#[path = "swim-agent/security.rs"]
+mod security;
 
 /// Run a SWIM cluster member, or ask a running one.
 ///
@@ -37,7 +39,7 @@ enum Cmd {
     /// Run one node: one JSON line per event on stdout, logs on stderr. SIGTERM or SIGINT
     /// leaves gracefully (waiting at most leave_timeout) and exits 0; SIGHUP reloads --config.
     #[command(visible_alias = "run")]
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// List the members a running agent knows (a table, or JSON with --format json).
     Members {
         #[command(flatten)]
@@ -164,6 +166,9 @@ enum Cmd {
         #[command(subcommand)]
         op: PartitionCmd,
     },
+    // Keys (issue 13).
+    /// Print a new random encryption key (base64), for --keyring-file or SWIM_KEYRING.
+    Keygen,
 }
 
 // Live partitions (issue 14).
@@ -290,6 +295,15 @@ struct AgentArgs {
     /// Handlers running at once [default: 4]
     #[arg(long, value_name = "N")]
     handler_concurrency: Option<usize>,
+    // Keys (issue 13).
+    /// Encrypt with the keys in FILE (base64 or hex, one per line, the first primary; mode
+    /// 600). The environment variable SWIM_KEYRING may hold them instead [default: none]
+    #[arg(long, value_name = "FILE")]
+    keyring_file: Option<PathBuf>,
+    /// Only this network may talk to the node, as ADDR/LEN (repeatable; memberlist's
+    /// CIDRsAllowed); others' packets are dropped and counted [default: every source]
+    #[arg(long, value_name = "CIDR")]
+    allowed_cidr: Vec<swim_tokio::cidr::Cidr>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -315,7 +329,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => run_agent(cli.agent),
-        Some(Cmd::Agent(a)) => run_agent(a),
+        Some(Cmd::Agent(a)) => run_agent(*a),
+        Some(Cmd::Keygen) => security::keygen(),
         Some(cmd) => client::client(cmd),
     };
     match result {
@@ -388,6 +403,10 @@ fn settings(f: &AgentArgs) -> Result<Settings, String> {
     }
     a.handler_timeout = f.handler_timeout.unwrap_or(a.handler_timeout);
     a.handler_concurrency = f.handler_concurrency.unwrap_or(a.handler_concurrency);
+    security::apply_keyring(f.keyring_file.as_deref(), &mut c)?;
+    if !f.allowed_cidr.is_empty() {
+        c.allowed_cidrs = f.allowed_cidr.clone();
+    }
     c.validate().map_err(|e| {
         let flag = match &e {
             swim_tokio::Error::Config { field, .. } if field.starts_with("seeds") => "--join",
@@ -430,6 +449,7 @@ fn run_agent(f: AgentArgs) -> Result<ExitCode, String> {
                 .with_ansi(std::io::stderr().is_terminal()),
         )
         .init();
+    security::warn_if_exposed(&s.driver);
     let mut api = ApiConfig::default();
     api.token = s.agent.http_token.clone();
     api.expect_peers = !s.driver.seeds.is_empty();

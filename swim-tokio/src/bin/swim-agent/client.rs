@@ -13,7 +13,7 @@ use super::{ApiArgs, Cmd, Format, KeysCmd, PartitionCmd, runtime};
 pub(super) fn client(cmd: Cmd) -> Result<ExitCode, String> {
     runtime()?.block_on(async move {
         match cmd {
-            Cmd::Agent(_) => unreachable!("handled by main"),
+            Cmd::Agent(_) | Cmd::Keygen => unreachable!("handled by main"),
             Cmd::Members { api, alive, format } => {
                 let path = if alive {
                     "/members?alive=true"
