@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use crate::scenario::FaultKind;
 
+// issue 12: bytes per message kind (measured in `metrics/bytes.rs`).
+pub use crate::metrics::KindLoad;
+
 /// p50, p99 and max of a set of samples, in milliseconds; `None` (JSON `null`) without samples.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
@@ -349,6 +352,10 @@ pub struct Report {
     /// All (crash, observer) detection latencies, ms, for the CDF plot.
     #[serde(skip)]
     pub detection_samples_ms: Vec<f64>,
+    // issue 12: bytes per message kind.
+    /// Datagram and stream traffic by message kind, per node per second (piggybacked updates
+    /// and state entries are kinds of their own; headers stay with their message).
+    pub bytes_by_kind: Vec<KindLoad>,
 }
 
 impl Report {
@@ -429,6 +436,13 @@ impl Report {
             l.streams_per_node_s,
             l.stream_bytes_per_node_s
         );
+        for k in &self.bytes_by_kind {
+            let _ = writeln!(
+                t,
+                "    {:<20} {:>9.3} /s  {:>9.1} B/s  {:>8.1} B each",
+                k.kind, k.per_node_s, k.bytes_per_node_s, k.bytes_each
+            );
+        }
         let _ = writeln!(
             t,
             "\nviews {} at the end; first convergence {}   heal {}   dissemination p50 {} p99 {} (over {} membership changes)",

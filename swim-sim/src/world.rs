@@ -201,6 +201,8 @@ pub struct World {
     digest: Option<swim_proto::Fnv1a64>,
     record: Option<(Box<dyn Write>, Vec<u8>)>,
     next_id: usize,
+    // issue 12: bytes per message kind, over every node.
+    pub(crate) kind_bytes: crate::metrics::KindBytes,
 }
 
 impl World {
@@ -242,6 +244,7 @@ impl World {
             digest: None,
             record: None,
             next_id: 0,
+            kind_bytes: crate::metrics::KindBytes::default(),
         }
     }
 

@@ -588,6 +588,47 @@ pub fn decode_stream_payload<'a, A: DeserializeOwned>(
     })
 }
 
+/// Where a datagram payload's bytes go, for traffic accounting (the simulator's bytes per
+/// message kind): the primary message, the piggybacked membership updates and state entries.
+/// Each section's size includes its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DatagramLayout {
+    /// The primary message's kind.
+    pub kind: MessageKind,
+    /// Bytes of the primary message.
+    pub message: usize,
+    /// Piggybacked membership updates.
+    pub updates: usize,
+    /// Their bytes, count included.
+    pub update_bytes: usize,
+    /// Piggybacked state entries.
+    pub state: usize,
+    /// Their bytes, count included.
+    pub state_bytes: usize,
+}
+
+/// Decodes a datagram's (decrypted) payload and says where its bytes go.
+pub fn datagram_layout<A: DeserializeOwned>(payload: &[u8]) -> Result<DatagramLayout, DecodeError> {
+    let (message, rest) = take::<Message<'_, A>>(payload)?;
+    let (updates, tail) = read_updates::<A>(rest)?;
+    let (state, last) = read_list::<StateUpdate<'_>>(tail, MIN_STATE_UPDATE_LEN)?;
+    end(last)?;
+    Ok(DatagramLayout {
+        kind: message.kind(),
+        message: payload.len() - rest.len(),
+        updates: updates.len(),
+        update_bytes: rest.len() - tail.len(),
+        state: state.len(),
+        state_bytes: tail.len(),
+    })
+}
+
+/// The kind of a stream message, from its (decrypted) payload's header alone.
+pub fn stream_kind<A: DeserializeOwned>(payload: &[u8]) -> Result<StreamKind, DecodeError> {
+    take::<StreamHeader<'_, A>>(payload).map(|(h, _)| h.kind)
+}
+
 /// Encodes a complete datagram (used by tests, fuzzers and tools; the node packs its own
 /// datagrams up to `max_packet_size`).
 pub fn encode_datagram<A: Serialize>(

@@ -108,6 +108,7 @@ impl Timeline<'_> {
             faults: std::mem::take(&mut self.metrics.faults),
             series: std::mem::take(&mut self.metrics.series),
             detection_samples_ms: samples,
+            bytes_by_kind: self.world.kind_bytes.report(n, seconds),
         }
     }
 }

@@ -97,6 +97,7 @@ impl World {
         let t = &mut self.traffic[v as usize];
         t.datagrams += 1;
         t.datagram_bytes += bytes.len() as u64;
+        self.kind_bytes.datagram(&bytes);
         if to as usize >= self.nodes.len() {
             return;
         }
@@ -121,6 +122,7 @@ impl World {
         let t = &mut self.traffic[v as usize];
         t.streams += 1;
         t.stream_bytes += bytes.len() as u64;
+        self.kind_bytes.stream(&bytes);
         if to as usize >= self.nodes.len() {
             return;
         }
