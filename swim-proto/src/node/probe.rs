@@ -202,6 +202,9 @@ impl<A: Address> Node<A> {
     }
 
     pub(super) fn on_ack(&mut self, from: &A, seq: u32, checksum: u64, out: &mut Vec<Output<A>>) {
+        if self.on_heal_probe_ack(from, seq, out) {
+            return; // issue 12: a member held failed answered (`node/heal.rs`)
+        }
         if let Some(r) = self.probing.relays.remove(&seq) {
             self.send_datagram(
                 r.requester,

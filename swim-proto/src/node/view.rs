@@ -145,7 +145,9 @@ impl<A: Address> Node<A> {
 
     /// A checksum heard on a ping or ack from `peer`.
     pub(super) fn observe_checksum(&mut self, peer: A, checksum: u64) {
-        if checksum == self.checksum() {
+        let agreed = checksum == self.checksum();
+        self.sync.last_checksum_agreed = Some(agreed); // issue 12: push-pull checksum first
+        if agreed {
             self.view.period_matches += 1;
         } else {
             self.view.period_mismatches += 1;
