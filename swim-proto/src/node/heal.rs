@@ -15,7 +15,7 @@ use super::{Address, Node};
 use crate::io::Output;
 use crate::member::{MemberState, NodeName};
 use crate::time::Instant;
-use crate::wire::{Message, StreamKind};
+use crate::wire::{self, Message, StreamKind};
 
 /// The partition-healing state of a node.
 #[derive(Debug)]
@@ -83,11 +83,10 @@ impl<A: Address> Node<A> {
             return;
         };
         let seq = self.next_seq();
-        let checksum = self.checksum();
         let ping = Message::Ping {
             seq,
-            target: name.as_str(),
-            checksum,
+            target: wire::name_tag(name.as_str()),
+            checksum: wire::short_checksum(self.checksum()),
         };
         self.send_datagram(addr.clone(), &ping, None, false, out);
         self.heal.probe = Some((seq, name, addr));

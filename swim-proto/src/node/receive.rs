@@ -75,7 +75,7 @@ impl<A: Address> Node<A> {
                 target,
                 checksum,
             } => {
-                if target != self.local.name.as_str() {
+                if target != wire::name_tag(self.local.name.as_str()) {
                     return self.drop_packet(from, DropReason::PingForOtherNode, out);
                 }
                 self.observe_checksum(from.clone(), checksum);

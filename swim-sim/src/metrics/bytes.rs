@@ -57,18 +57,22 @@ pub(crate) struct KindBytes {
     bytes: [u64; KINDS.len()],
 }
 
-/// A plaintext payload, or the kind to count the packet as.
+/// A plaintext payload, or the kind to count the packet as. The label is not checked (nodes
+/// may have their own configs): it is read from the header itself.
 fn payload(bytes: &[u8]) -> Result<&[u8], usize> {
-    let (&version, rest) = bytes.split_first().ok_or(UNDECODABLE)?;
-    let (&len, rest) = rest.split_first().ok_or(UNDECODABLE)?;
-    if version != wire::PROTOCOL_VERSION || rest.len() <= usize::from(len) {
-        return Err(UNDECODABLE);
+    let first = *bytes.first().ok_or(UNDECODABLE)?;
+    let label = match first & 2 {
+        0 => &[][..],
+        _ => {
+            let len = usize::from(*bytes.get(1).ok_or(UNDECODABLE)?);
+            bytes.get(2..2 + len).ok_or(UNDECODABLE)?
+        }
+    };
+    match wire::read_header(bytes, label) {
+        Ok(h) if h.flags & wire::FLAG_ENCRYPTED != 0 => Err(ENCRYPTED),
+        Ok(h) => Ok(&bytes[h.len..]),
+        Err(_) => Err(UNDECODABLE),
     }
-    let flags = rest[usize::from(len)];
-    if flags & wire::FLAG_ENCRYPTED != 0 {
-        return Err(ENCRYPTED);
-    }
-    Ok(&rest[usize::from(len) + 1..])
 }
 
 fn datagram_index(kind: MessageKind) -> usize {
@@ -166,7 +170,7 @@ mod tests {
         };
         let ping = Message::Ping {
             seq: 1,
-            target: "node-2",
+            target: wire::name_tag("node-2"),
             checksum: 9,
         };
         let bytes = encode_datagram(b"", &ping, &[update]);
