@@ -320,7 +320,11 @@ mod tests {
         let sealed = ring.encrypt_packet(&plain, [1; NONCE_LEN]).unwrap();
         assert_eq!(sealed.len(), plain.len() + ENCRYPTION_OVERHEAD);
         let payload = ring.decrypt_packet(&sealed, b"lbl").unwrap();
-        assert_eq!(payload, plain[2 + 3 + 1..]);
+        assert_eq!(
+            payload,
+            plain[1 + 1 + 3..],
+            "the payload follows the version-2 header"
+        );
         assert_eq!(
             ring.decrypt_packet(&sealed, b"xyz"),
             Err(DecodeError::LabelMismatch)

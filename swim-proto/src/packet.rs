@@ -2,8 +2,13 @@
 //! sealing and opening (encryption), and the wire's hard size limits.
 //!
 //! ```text
-//! [version: u8 = 1][label length: u8][label bytes][flags: u8][payload]
+//! [version << 4 | flags: u8][label length: u8, label bytes: only with FLAG_LABELED][payload]
 //! ```
+//!
+//! Version 2 (issue 12) packs the version and the flags into one byte, and the label's length
+//! and bytes follow only when the label is not empty, so an unlabeled plaintext packet spends
+//! one byte on its header (version 1 spent three: version, label length, flags). A version 1
+//! packet's first byte is 1, read as version 1 and dropped as unsupported.
 //!
 //! With encryption on (flag bit 0, [`FLAG_ENCRYPTED`]), the payload is
 //! `[nonce: 12][ciphertext][tag: 16]` and the header is the associated data, so a packet cannot
@@ -30,18 +35,24 @@ pub const MAX_LABEL_LEN: usize = 255;
 pub const MAX_STATE_TYPE_LEN: usize = 64;
 
 /// Version byte that starts every packet. Packets with another version are dropped and counted.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Header flag: the payload is encrypted.
 pub const FLAG_ENCRYPTED: u8 = 1;
+/// Header flag (version 2): a label length and the label follow the first byte.
+const FLAG_LABELED: u8 = 2;
 
-/// Writes the packet header (version, cluster label, flags) at the end of `out`.
+/// Writes the packet header (version, flags, cluster label) at the end of `out`. `flags` may
+/// hold [`FLAG_ENCRYPTED`].
 pub fn write_header(out: &mut Vec<u8>, label: &[u8], flags: u8) {
     debug_assert!(label.len() <= MAX_LABEL_LEN);
-    out.push(PROTOCOL_VERSION);
-    out.push(label.len() as u8);
-    out.extend_from_slice(label);
-    out.push(flags);
+    debug_assert!(flags & !FLAG_ENCRYPTED == 0);
+    let labeled = if label.is_empty() { 0 } else { FLAG_LABELED };
+    out.push(PROTOCOL_VERSION << 4 | labeled | flags);
+    if !label.is_empty() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
 }
 
 /// A checked packet header.
@@ -55,25 +66,40 @@ pub struct Header {
 
 /// Checks version, cluster label and flags.
 pub fn read_header(bytes: &[u8], label: &[u8]) -> Result<Header, DecodeError> {
-    let (&version, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
+    let (&first, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
+    // Version 1 used the whole first byte for the version.
+    let version = if first >> 4 == 0 { first } else { first >> 4 };
     if version != PROTOCOL_VERSION {
         return Err(DecodeError::UnsupportedVersion(version));
     }
+    let flags = first & 0x0f;
+    if flags & !(FLAG_ENCRYPTED | FLAG_LABELED) != 0 {
+        return Err(DecodeError::Malformed);
+    }
+    let flags_out = flags & FLAG_ENCRYPTED;
+    if flags & FLAG_LABELED == 0 {
+        if !label.is_empty() {
+            return Err(DecodeError::LabelMismatch);
+        }
+        return Ok(Header {
+            flags: flags_out,
+            len: 1,
+        });
+    }
     let (&len, rest) = rest.split_first().ok_or(DecodeError::Truncated)?;
     let len = usize::from(len);
-    if rest.len() < len + 1 {
+    if len == 0 {
+        return Err(DecodeError::Malformed);
+    }
+    if rest.len() < len {
         return Err(DecodeError::Truncated);
     }
     if &rest[..len] != label {
         return Err(DecodeError::LabelMismatch);
     }
-    let flags = rest[len];
-    if flags & !FLAG_ENCRYPTED != 0 {
-        return Err(DecodeError::Malformed);
-    }
     Ok(Header {
-        flags,
-        len: 2 + len + 1,
+        flags: flags_out,
+        len: 2 + len,
     })
 }
 
@@ -141,17 +167,21 @@ impl Keyring {
         packet: &[u8],
         nonce: [u8; NONCE_LEN],
     ) -> Result<Vec<u8>, DecodeError> {
-        let label_len = usize::from(*packet.get(1).ok_or(DecodeError::Truncated)?);
-        let header_len = 2 + label_len + 1;
+        let first = *packet.first().ok_or(DecodeError::Truncated)?;
+        let header_len = if first & FLAG_LABELED == 0 {
+            1
+        } else {
+            2 + usize::from(*packet.get(1).ok_or(DecodeError::Truncated)?)
+        };
         if packet.len() < header_len {
             return Err(DecodeError::Truncated);
         }
-        if packet[header_len - 1] & FLAG_ENCRYPTED != 0 {
+        if first & FLAG_ENCRYPTED != 0 {
             return Err(DecodeError::Encrypted);
         }
         let mut buf = Vec::with_capacity(packet.len() + ENCRYPTION_OVERHEAD);
         buf.extend_from_slice(&packet[..header_len]);
-        buf[header_len - 1] |= FLAG_ENCRYPTED;
+        buf[0] |= FLAG_ENCRYPTED;
         buf.extend_from_slice(&[0; NONCE_LEN]);
         let start = buf.len();
         buf.extend_from_slice(&packet[header_len..]);

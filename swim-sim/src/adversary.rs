@@ -171,7 +171,7 @@ impl World {
                 for seq in 0..pings {
                     let msg = Message::Ping {
                         seq,
-                        target: &name,
+                        target: wire::name_tag(&name),
                         checksum: 0,
                     };
                     let bytes = wire::encode_datagram::<NodeId>(&label, &msg, &[]);

@@ -7,6 +7,13 @@ mod false_deaths;
 
 pub(crate) use false_deaths::Classifier;
 
+// issue 12: bytes per message kind (`bytes.rs`): every packet sent is classified by the world
+// as it goes out; the report shows the kinds per node per second, in the table and the JSON.
+mod bytes;
+
+pub(crate) use bytes::KindBytes;
+pub use bytes::KindLoad;
+
 use std::collections::BTreeSet;
 
 use swim_proto::{Event, Instant};

@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use crate::scenario::FaultKind;
 
+// issue 12: bytes per message kind (measured in `metrics/bytes.rs`).
+pub use crate::metrics::KindLoad;
+
 /// p50, p99 and max of a set of samples, in milliseconds; `None` (JSON `null`) without samples.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
@@ -352,6 +355,10 @@ pub struct Report {
     // --- protocol timings (issue 14) ---
     /// The core's protocol timings, merged over the nodes running at the end.
     pub timings: ProtocolTimings,
+    // issue 12: bytes per message kind.
+    /// Datagram and stream traffic by message kind, per node per second (piggybacked updates
+    /// and state entries are kinds of their own; headers stay with their message).
+    pub bytes_by_kind: Vec<KindLoad>,
 }
 
 /// The core's `Stats::timings` (`docs/protocol.md` §14) merged over the nodes running at the
@@ -499,6 +506,13 @@ impl Report {
             l.streams_per_node_s,
             l.stream_bytes_per_node_s
         );
+        for k in &self.bytes_by_kind {
+            let _ = writeln!(
+                t,
+                "    {:<20} {:>9.3} /s  {:>9.1} B/s  {:>8.1} B each",
+                k.kind, k.per_node_s, k.bytes_per_node_s, k.bytes_each
+            );
+        }
         let _ = writeln!(
             t,
             "\nviews {} at the end; first convergence {}   heal {}   dissemination p50 {} p99 {} (over {} membership changes)",

@@ -107,7 +107,7 @@ fn describe_packet<A: TraceAddr>(
         Ok(dg) => {
             let msg = match &dg.message {
                 Message::Gossip => "gossip".to_string(),
-                Message::Ping { seq, target, .. } => format!("ping #{seq} for {target}"),
+                Message::Ping { seq, target, .. } => format!("ping #{seq} for tag {target:08x}"),
                 Message::PingReq { seq, target, .. } => format!("ping-req #{seq} for {target}"),
                 Message::Ack { seq, .. } => format!("ack #{seq}"),
                 Message::Nack { seq } => format!("nack #{seq}"),

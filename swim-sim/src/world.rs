@@ -217,6 +217,8 @@ pub struct World {
     /// What nodes sent to addresses outside the world: an adversary's, or a victim's it named
     /// (`crate::adversary`).
     outside: Traffic,
+    // issue 12: bytes per message kind, over every node.
+    pub(crate) kind_bytes: crate::metrics::KindBytes,
 }
 
 impl World {
@@ -259,6 +261,7 @@ impl World {
             digest: None,
             record: None,
             next_id: 0,
+            kind_bytes: crate::metrics::KindBytes::default(),
         }
     }
 

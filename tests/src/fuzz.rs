@@ -652,8 +652,8 @@ impl NodeCase {
             Seq::Any(seq) => seq,
         };
         let checksum = |c: &Checksum| match *c {
-            Checksum::Same => self.node.checksum(),
-            Checksum::Any(c) => c,
+            Checksum::Same => wire::short_checksum(self.node.checksum()),
+            Checksum::Any(c) => wire::short_checksum(c),
         };
         match *primary {
             Primary::Gossip => Message::Gossip,
@@ -663,7 +663,7 @@ impl NodeCase {
                 checksum: ref c,
             } => Message::Ping {
                 seq,
-                target: other.map_or(SELF_NAME, name),
+                target: wire::name_tag(other.map_or(SELF_NAME, name)),
                 checksum: checksum(c),
             },
             Primary::PingReq {
@@ -703,7 +703,7 @@ impl NodeCase {
                     }
                     Message::Ping { seq, .. } | Message::PingReq { seq, .. } => Message::Ack {
                         seq,
-                        checksum: self.node.checksum(),
+                        checksum: wire::short_checksum(self.node.checksum()),
                     },
                     // Gossip, acks and nacks come back as they were sent.
                     _ => {

@@ -389,7 +389,7 @@ fn ping(seq: u32, target: &str) -> Vec<u8> {
         b"",
         &Message::Ping {
             seq,
-            target,
+            target: wire::name_tag(target),
             checksum: 0,
         },
         &[],
@@ -433,6 +433,15 @@ fn an_ack_to_an_unverified_source_is_no_larger_than_its_ping() {
     );
     let sent = datagrams(&out, ATTACKER);
     assert_eq!(sent.len(), 1);
+    let bare = out
+        .iter()
+        .find_map(|o| match o {
+            Output::SendDatagram { to, bytes } if *to == ATTACKER => Some(bytes),
+            _ => None,
+        })
+        .expect("an ack to the attacker");
+    let decoded = wire::decode_datagram::<u32>(bare, b"").expect("a bare ack decodes");
+    assert!(matches!(decoded.message, Message::Ack { seq: 7, .. }));
     assert!(
         sent[0] <= request.len(),
         "ack of {} B to a {} B ping",

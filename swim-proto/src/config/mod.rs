@@ -183,6 +183,27 @@ pub struct Config {
     /// Join size, parallelism, per-attempt timeout and longest join (ringpop's
     /// `BootstrapOptions`).
     pub join: JoinConfig,
+    // -- issue 12 (bytes): anti-entropy only where views differ --
+    /// Skip a periodic push-pull round when the last membership checksum heard on a ping since
+    /// the previous round equalled this node's (ringpop's rule: compare checksums first, send
+    /// full state only on a mismatch). Pings carry the checksum already, so in a quiet cluster
+    /// the O(n) snapshot exchange costs nothing; a mismatch that persists triggers a push-pull
+    /// on its own (`ViewConfig::checksum_sync_periods`), and the early rounds after a join
+    /// always run. The checksum covers names, incarnations and states, not addresses or
+    /// metadata: with this on, a missed metadata update is repaired by the member's next
+    /// change rather than the next round. Default true.
+    pub push_pull_only_on_mismatch: bool,
+    // -- issue 12 (heal): probing members held failed --
+    /// Partition healing: while this node remembers members it declared dead, every
+    /// `heal_probe_interval` it pings one of them with probability `min(1, heal_probe_base / n)`
+    /// (a cluster-wide rate of about `heal_probe_base` pings per interval, whatever its size);
+    /// an answer means the member is alive on the other side of a healed partition, and a heal
+    /// snapshot follows at once. A ping costs tens of bytes where a blind heal snapshot costs
+    /// the whole membership, so healing starts within about a second of the heal instead of
+    /// waiting for a `heal_interval` round. Zero disables it. Default 1 s.
+    pub heal_probe_interval: Duration,
+    /// See `heal_probe_interval`. Default 20; within 1..=10,000.
+    pub heal_probe_base: u32,
 }
 
 impl Default for Config {
@@ -234,6 +255,9 @@ impl Config {
             introductions_per_source: 10,
             max_limited_sources: 4_096,
             join: JoinConfig::default(),
+            push_pull_only_on_mismatch: true,
+            heal_probe_interval: Duration::from_secs(1),
+            heal_probe_base: 20,
         }
     }
 
@@ -308,6 +332,7 @@ impl Config {
         range("gossip_nodes", self.gossip_nodes as u64, 1, 64)?;
         nonzero("tombstone_retention", self.tombstone_retention)?;
         range("heal_base", self.heal_base.into(), 1, 1_000)?;
+        range("heal_probe_base", self.heal_probe_base.into(), 1, 10_000)?;
         range(
             "max_failed_memory",
             self.max_failed_memory as u64,

@@ -280,8 +280,7 @@ impl<A: Address> Node<A> {
         } else {
             wire::encode_into(msg, &mut buf);
         }
-        wire::encode_count(0, &mut buf);
-        wire::encode_count(0, &mut buf);
+        // Wire version 2: no section flags set, so no sections follow (`wire::finish_datagram`).
         self.seal_packet(&mut buf, start);
         self.stats.sent.bump(msg.kind());
         self.stats.datagrams_sent += 1;

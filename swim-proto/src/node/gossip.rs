@@ -155,6 +155,7 @@ impl<A: Address> Node<A> {
     ) -> bool {
         let mut buf = Vec::with_capacity(128);
         let start = self.open_packet(&mut buf);
+        let message_at = buf.len();
         wire::encode_into(msg, &mut buf);
         // Room for the update count (a varint of at most 5 bytes) and the encryption tag.
         let tag = if self.config.keyring.is_some() {
@@ -198,10 +199,7 @@ impl<A: Address> Node<A> {
             self.buffers.state = state;
             return false;
         }
-        wire::encode_count(count, &mut buf);
-        buf.extend_from_slice(&body);
-        wire::encode_count(state_count, &mut buf);
-        buf.extend_from_slice(&state);
+        wire::finish_datagram(&mut buf, message_at, (count, &body), (state_count, &state));
         self.stats.state.piggybacked += state_count as u64;
         self.buffers.body = body;
         self.buffers.state = state;

@@ -15,7 +15,7 @@ use super::{Address, Node};
 use crate::io::Output;
 use crate::member::{MemberState, NodeName};
 use crate::time::Instant;
-use crate::wire::StreamKind;
+use crate::wire::{self, Message, StreamKind};
 
 /// The partition-healing state of a node.
 #[derive(Debug)]
@@ -23,12 +23,15 @@ pub(super) struct HealState<A> {
     /// Members declared dead, newest last, with when (at most `max_failed_memory`; the oldest
     /// is forgotten first).
     pub(super) failed: VecDeque<(NodeName, A, Instant)>,
+    /// The heal probe awaiting an answer: its sequence number and the member pinged.
+    pub(super) probe: Option<(u32, NodeName, A)>,
 }
 
 impl<A> HealState<A> {
     pub(super) fn new() -> Self {
         HealState {
             failed: VecDeque::new(),
+            probe: None,
         }
     }
 }
@@ -43,6 +46,89 @@ impl<A: Address> Node<A> {
             self.heal.failed.pop_front();
         }
         self.heal.failed.push_back((name, addr, self.now));
+        if !self.config.heal_probe_interval.is_zero()
+            && self.timers.get(TimerKind::HealProbe).is_none()
+        {
+            let at = self.now + self.config.heal_probe_interval;
+            self.timers.set(TimerKind::HealProbe, at);
+        }
+    }
+
+    /// Heal probing: while members declared dead are remembered, each `heal_probe_interval`
+    /// ping one of them with probability `min(1, heal_probe_base / n)`. The timer stops when
+    /// the memory empties and restarts with the next death.
+    pub(super) fn on_heal_probe(&mut self, out: &mut Vec<Output<A>>) {
+        self.heal.probe = None;
+        self.forget_old_failed();
+        if self.local.state == MemberState::Left || self.heal.failed.is_empty() {
+            self.timers.clear(TimerKind::HealProbe);
+            return;
+        }
+        let at = self.now + self.config.heal_probe_interval;
+        self.timers.set(TimerKind::HealProbe, at);
+        let n = self.cluster_size().max(1) as u64;
+        if self.rng.next_u64() % n >= u64::from(self.config.heal_probe_base) {
+            return;
+        }
+        // A few tries to find a remembered member that is not active again already.
+        let Some((name, addr)) = (0..4).find_map(|_| {
+            let i = random_index(&mut self.rng, self.heal.failed.len());
+            let (name, addr, _) = &self.heal.failed[i];
+            let active = self
+                .members
+                .get(name.as_str())
+                .is_some_and(|e| e.member.state.is_active());
+            (!active).then(|| (name.clone(), addr.clone()))
+        }) else {
+            return;
+        };
+        let seq = self.next_seq();
+        let ping = Message::Ping {
+            seq,
+            target: wire::name_tag(name.as_str()),
+            checksum: wire::short_checksum(self.checksum()),
+        };
+        self.send_datagram(addr.clone(), &ping, None, false, out);
+        self.heal.probe = Some((seq, name, addr));
+    }
+
+    /// An ack to the heal probe: the member is alive across a healed partition (or back), so
+    /// the heal exchange starts now. Returns whether the ack was the heal probe's.
+    pub(super) fn on_heal_probe_ack(
+        &mut self,
+        from: &A,
+        seq: u32,
+        out: &mut Vec<Output<A>>,
+    ) -> bool {
+        if !self
+            .heal
+            .probe
+            .as_ref()
+            .is_some_and(|(s, _, addr)| *s == seq && addr == from)
+        {
+            return false;
+        }
+        let (_, name, addr) = self.heal.probe.take().expect("checked above");
+        if self
+            .members
+            .get(name.as_str())
+            .is_some_and(|e| e.member.state.is_active())
+        {
+            return true;
+        }
+        self.stats.heals_sent += 1;
+        self.send_snapshot(addr, StreamKind::Heal { reply: false }, out);
+        true
+    }
+
+    /// Forgets members declared dead longer than `failed_memory_time` ago.
+    fn forget_old_failed(&mut self) {
+        while let Some((_, _, at)) = self.heal.failed.front() {
+            if self.now.saturating_duration_since(*at) <= self.config.failed_memory_time {
+                break;
+            }
+            self.heal.failed.pop_front();
+        }
     }
 
     /// Partition healing (ringpop's approach, fixing memberlist#222): each `heal_interval`,
@@ -56,12 +142,7 @@ impl<A: Address> Node<A> {
         }
         self.timers
             .set(TimerKind::Heal, self.now + self.config.heal_interval);
-        while let Some((_, _, at)) = self.heal.failed.front() {
-            if self.now.saturating_duration_since(*at) <= self.config.failed_memory_time {
-                break;
-            }
-            self.heal.failed.pop_front();
-        }
+        self.forget_old_failed();
         let n = self.cluster_size().max(1) as u64;
         if (self.heal.failed.is_empty() && self.sync.seeds.is_empty())
             || self.rng.next_u64() % n >= u64::from(self.config.heal_base)

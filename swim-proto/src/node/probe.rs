@@ -108,8 +108,8 @@ impl<A: Address> Node<A> {
             addr.clone(),
             &Message::Ping {
                 seq,
-                target: target.as_str(),
-                checksum: self.checksum(),
+                target: wire::name_tag(target.as_str()),
+                checksum: wire::short_checksum(self.checksum()),
             },
             buddy.as_deref(),
             false,
@@ -202,7 +202,10 @@ impl<A: Address> Node<A> {
         self.apply_update(&claim, Source::Local, out);
     }
 
-    pub(super) fn on_ack(&mut self, from: &A, seq: u32, checksum: u64, out: &mut Vec<Output<A>>) {
+    pub(super) fn on_ack(&mut self, from: &A, seq: u32, checksum: u32, out: &mut Vec<Output<A>>) {
+        if self.on_heal_probe_ack(from, seq, out) {
+            return; // issue 12: a member held failed answered (`node/heal.rs`)
+        }
         if let Some(r) = self.probing.relays.remove(&seq) {
             let ack = Message::Ack {
                 seq: r.requester_seq,
@@ -230,7 +233,7 @@ impl<A: Address> Node<A> {
 
     /// Answers a probe of this node, with its membership checksum.
     pub(super) fn send_ack(&mut self, to: A, seq: u32, out: &mut Vec<Output<A>>) {
-        let checksum = self.checksum();
+        let checksum = wire::short_checksum(self.checksum());
         self.send_reply(to, &Message::Ack { seq, checksum }, out); // bare to a non-member (issue 13)
     }
 
@@ -264,12 +267,12 @@ impl<A: Address> Node<A> {
         );
         self.timers.push(deadline, Timer::Relay(own));
         self.stats.relays += 1;
-        let checksum = self.checksum();
+        let checksum = wire::short_checksum(self.checksum());
         self.send_datagram(
             target_addr,
             &Message::Ping {
                 seq: own,
-                target,
+                target: wire::name_tag(target),
                 checksum,
             },
             None,

@@ -79,7 +79,7 @@ impl<A: Address> Node<A> {
                 target,
                 checksum,
             } => {
-                if target != self.local.name.as_str() {
+                if target != wire::name_tag(self.local.name.as_str()) {
                     return self.drop_packet(from, DropReason::PingForOtherNode, out);
                 }
                 // An unverified source's checksum could aim a push-pull at a third party.

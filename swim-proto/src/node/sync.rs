@@ -4,6 +4,11 @@
 //! snapshot to one random alive member, which answers with its own; merging both repairs what
 //! gossip missed. Joining (a push-pull to the seeds) is `node/join.rs`; the merge itself is
 //! `node/updates.rs`. The join's state still lives in [`SyncState`].
+//!
+//! A periodic round is skipped when the last membership checksum heard on a ping agreed with
+//! this node's (`Config::push_pull_only_on_mismatch`, ringpop's checksum-first rule): in a
+//! quiet cluster anti-entropy then costs no bytes, which keeps a node's traffic flat in the
+//! cluster's size.
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -45,6 +50,10 @@ pub(super) struct SyncState<A> {
     /// Count of table changes (new members and state transitions), to tell whether a push-pull
     /// taught this node anything.
     pub(super) table_changes: u64,
+    // issue 12 (bytes): checksum first.
+    /// Whether the last membership checksum heard on a ping since the previous periodic round
+    /// equalled ours (`None`: none heard).
+    pub(super) last_checksum_agreed: Option<bool>,
 }
 
 impl<A> SyncState<A> {
@@ -56,6 +65,7 @@ impl<A> SyncState<A> {
             follow_ups: None,
             push_pull_spread: false,
             table_changes: 0,
+            last_checksum_agreed: None,
         }
     }
 }
@@ -82,6 +92,12 @@ impl<A: Address> Node<A> {
         );
         if self.local.state == MemberState::Left {
             self.timers.clear(TimerKind::PushPull);
+            return;
+        }
+        // ringpop's rule: full state only where views differ. The early rounds after a join
+        // always run.
+        let agreed = self.sync.last_checksum_agreed.take() == Some(true);
+        if agreed && self.config.push_pull_only_on_mismatch && self.sync.follow_ups.is_none() {
             return;
         }
         if let Some(&slot) = self

@@ -41,10 +41,13 @@ pub(super) enum TimerKind {
     Sync,
     /// Collection of state tombstones (`docs/protocol.md` §10).
     Collect,
+    // issue 12 (heal): set only while a member declared dead is remembered.
+    /// Partition-healing probe: ping a member held failed, heal on its answer.
+    HealProbe,
 }
 
 impl TimerKind {
-    const ALL: [TimerKind; 8] = [
+    const ALL: [TimerKind; 9] = [
         TimerKind::Probe,
         TimerKind::Indirect,
         TimerKind::Gossip,
@@ -53,6 +56,7 @@ impl TimerKind {
         TimerKind::Join,
         TimerKind::Sync,
         TimerKind::Collect,
+        TimerKind::HealProbe,
     ];
 }
 
@@ -204,6 +208,7 @@ impl<A: Address> Node<A> {
                 Due::Periodic(TimerKind::Heal) => self.on_heal_round(out),
                 Due::Periodic(TimerKind::Sync) => self.on_sync_round(out),
                 Due::Periodic(TimerKind::Collect) => self.on_collect(),
+                Due::Periodic(TimerKind::HealProbe) => self.on_heal_probe(out),
                 Due::Queued => {
                     let (_, timer) = self
                         .timers

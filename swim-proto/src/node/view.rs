@@ -144,8 +144,10 @@ impl<A: Address> Node<A> {
     // ---------------------------------------------------------------- checksums on pings
 
     /// A checksum heard on a ping or ack from `peer`.
-    pub(super) fn observe_checksum(&mut self, peer: A, checksum: u64) {
-        if checksum == self.checksum() {
+    pub(super) fn observe_checksum(&mut self, peer: A, checksum: u32) {
+        let agreed = checksum == crate::wire::short_checksum(self.checksum());
+        self.sync.last_checksum_agreed = Some(agreed); // issue 12: push-pull checksum first
+        if agreed {
             self.view.period_matches += 1;
         } else {
             self.view.period_mismatches += 1;

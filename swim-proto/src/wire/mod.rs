@@ -5,8 +5,10 @@
 //!
 //! Every packet, datagram or stream, starts with the header of `packet` (version,
 //! cluster label, flags), re-exported here; with encryption on, the payload is sealed there
-//! too. The plaintext payload of a datagram carries one postcard-encoded [`Message`] followed by a varint count and that
-//! many postcard-encoded [`Update`]s (the piggybacked gossip, SWIM §4.1). A stream message carries
+//! too. The plaintext payload of a datagram carries one postcard-encoded [`Message`], whose
+//! first byte (the variant index) also says which sections follow; each present section is a
+//! varint count and that many postcard-encoded [`Update`]s (the piggybacked gossip, SWIM §4.1)
+//! or [`StateUpdate`]s (`docs/protocol.md` §2). A stream message carries
 //! a [`StreamHeader`] followed by a varint count and that many [`Update`]s (a full membership
 //! snapshot for push-pull). Decoding borrows names and metadata from the input, checks every
 //! length and count against the bytes that remain before allocating, and returns errors as
@@ -20,6 +22,128 @@ pub use crate::decode_error::DecodeError;
 use crate::member::MemberState;
 use crate::packet::plaintext;
 pub use crate::packet::{FLAG_ENCRYPTED, Header, PROTOCOL_VERSION, read_header, write_header};
+
+/// The 4-byte tag a [`Message::Ping`] names its target by: the high 32 bits of the FNV-1a hash
+/// of the name. A node that took over an address does not answer a ping tagged for its
+/// previous owner (two names share a tag with probability 2⁻³²).
+pub fn name_tag(name: &str) -> u32 {
+    (crate::hash::fnv1a64(name.as_bytes()) >> 32) as u32
+}
+
+/// The low 32 bits of a membership checksum, as pings and acks carry it.
+pub fn short_checksum(checksum: u64) -> u32 {
+    checksum as u32
+}
+
+/// A `u32` as 4 little-endian bytes rather than a varint: tags and checksums are uniformly
+/// distributed, so a varint would take 5 bytes for most of them.
+mod fixed32 {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+        v.to_le_bytes().serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        <[u8; 4]>::deserialize(d).map(u32::from_le_bytes)
+    }
+}
+
+/// In a datagram's first byte (the primary message's variant index, below 32): membership
+/// updates follow the message. Without it there is no update section, not even a count.
+const HAS_UPDATES: u8 = 0x40;
+/// In a datagram's first byte: state entries follow (after any updates).
+const HAS_STATE: u8 = 0x20;
+/// The variant index bits of a datagram's first byte.
+const VARIANT: u8 = 0x1f;
+
+/// A postcard input whose first byte is replaced: decodes a datagram's primary message with
+/// the section flags masked out of its variant byte, still borrowing from the input.
+struct Masked<'de> {
+    first: Option<u8>,
+    rest: &'de [u8],
+}
+
+impl<'de> postcard::de_flavors::Flavor<'de> for Masked<'de> {
+    type Remainder = &'de [u8];
+    type Source = &'de [u8];
+
+    fn pop(&mut self) -> postcard::Result<u8> {
+        if let Some(b) = self.first.take() {
+            return Ok(b);
+        }
+        let (&b, rest) = self
+            .rest
+            .split_first()
+            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+        self.rest = rest;
+        Ok(b)
+    }
+
+    fn try_take_n(&mut self, ct: usize) -> postcard::Result<&'de [u8]> {
+        if self.first.is_some() {
+            // Only the variant index (one byte) is read before the fields.
+            return Err(postcard::Error::DeserializeBadEncoding);
+        }
+        if self.rest.len() < ct {
+            return Err(postcard::Error::DeserializeUnexpectedEnd);
+        }
+        let (taken, rest) = self.rest.split_at(ct);
+        self.rest = rest;
+        Ok(taken)
+    }
+
+    fn finalize(self) -> postcard::Result<&'de [u8]> {
+        Ok(self.rest)
+    }
+}
+
+/// A datagram's primary message, whether the update and state sections follow, and the rest.
+type MessageAndSections<'a, A> = (Message<'a, A>, bool, bool, &'a [u8]);
+
+/// Reads a datagram's primary message and its section flags (updates, state).
+fn take_message<'a, A: DeserializeOwned>(
+    payload: &'a [u8],
+) -> Result<MessageAndSections<'a, A>, DecodeError> {
+    let (&first, rest) = payload.split_first().ok_or(DecodeError::Truncated)?;
+    if first & !(VARIANT | HAS_UPDATES | HAS_STATE) != 0 {
+        return Err(DecodeError::Malformed);
+    }
+    let flavor = Masked {
+        first: Some(first & VARIANT),
+        rest,
+    };
+    let mut de = postcard::Deserializer::from_flavor(flavor);
+    let message = Message::deserialize(&mut de).map_err(map_err)?;
+    let rest = de.finalize().map_err(map_err)?;
+    Ok((
+        message,
+        first & HAS_UPDATES != 0,
+        first & HAS_STATE != 0,
+        rest,
+    ))
+}
+
+/// Writes a datagram's payload: the primary message, already encoded at `buf[message_at..]`,
+/// gets its section flags, then each non-empty section follows as a count and its entries.
+pub(crate) fn finish_datagram(
+    buf: &mut Vec<u8>,
+    message_at: usize,
+    updates: (usize, &[u8]),
+    state: (usize, &[u8]),
+) {
+    debug_assert!(buf[message_at] <= VARIANT, "variant index below 32");
+    if updates.0 > 0 {
+        buf[message_at] |= HAS_UPDATES;
+        encode_count(updates.0, buf);
+        buf.extend_from_slice(updates.1);
+    }
+    if state.0 > 0 {
+        buf[message_at] |= HAS_STATE;
+        encode_count(state.0, buf);
+        buf.extend_from_slice(state.1);
+    }
+}
 
 /// Smallest encoded size of one [`Update`], used to bound counts before allocating.
 const MIN_UPDATE_LEN: usize = 4;
@@ -39,10 +163,14 @@ pub enum Message<'a, A> {
     Ping {
         /// Sequence number echoed in the ack.
         seq: u32,
-        /// Name of the node being probed.
-        target: &'a str,
-        /// The sender's membership checksum (`docs/protocol.md` §11.1).
-        checksum: u64,
+        /// [`name_tag`] of the node being probed (4 bytes on the wire, where the name took
+        /// 1 + its length).
+        #[serde(with = "fixed32")]
+        target: u32,
+        /// The low 32 bits of the sender's membership checksum (`docs/protocol.md` §11.1),
+        /// 4 bytes on the wire.
+        #[serde(with = "fixed32")]
+        checksum: u32,
     },
     /// SWIM §3.1 indirect probe request: ping `target` at `target_addr` and relay its ack.
     PingReq {
@@ -59,8 +187,10 @@ pub enum Message<'a, A> {
     Ack {
         /// Sequence number of the ping or ping-req answered.
         seq: u32,
-        /// The answering node's membership checksum (for a relayed ack, the target's).
-        checksum: u64,
+        /// The low 32 bits of the answering node's membership checksum (for a relayed ack,
+        /// the target's), 4 bytes on the wire.
+        #[serde(with = "fixed32")]
+        checksum: u32,
     },
     /// Lifeguard §IV-A: a helper reached no answer from the target, but is itself alive; lets
     /// the requester tell its own trouble from the target's.
@@ -485,11 +615,32 @@ pub(crate) fn encode_count(count: usize, out: &mut Vec<u8>) {
     encode_into(&(count as u32), out);
 }
 
-fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {
-    postcard::take_from_bytes(bytes).map_err(|e| match e {
+fn map_err(e: postcard::Error) -> DecodeError {
+    match e {
         postcard::Error::DeserializeUnexpectedEnd => DecodeError::Truncated,
         _ => DecodeError::Malformed,
-    })
+    }
+}
+
+fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {
+    postcard::take_from_bytes(bytes).map_err(map_err)
+}
+
+/// Reads a flagged section: a non-zero varint count and that many `T`s (nothing when the flag
+/// is off, so every datagram has exactly one encoding).
+fn read_section<'a, T: Deserialize<'a>>(
+    present: bool,
+    rest: &'a [u8],
+    min_len: usize,
+) -> Result<(Vec<T>, &'a [u8]), DecodeError> {
+    if !present {
+        return Ok((Vec::new(), rest));
+    }
+    let (items, rest) = read_list(rest, min_len)?;
+    if items.is_empty() {
+        return Err(DecodeError::Malformed);
+    }
+    Ok((items, rest))
 }
 
 /// Reads a varint count and that many `T`s, each at least `min_len` bytes.
@@ -539,11 +690,11 @@ pub fn decode_datagram<'a, A: DeserializeOwned>(
 pub fn decode_datagram_payload<'a, A: DeserializeOwned>(
     payload: &'a [u8],
 ) -> Result<Datagram<'a, A>, DecodeError> {
-    let (message, rest) = take::<Message<'a, A>>(payload)?;
-    let (updates, rest) = read_updates(rest)?;
-    // The state section is always there (its count may be 0), so a datagram cut short
-    // anywhere never decodes as a shorter valid one.
-    let (state, rest) = read_list::<StateUpdate<'a>>(rest, MIN_STATE_UPDATE_LEN)?;
+    let (message, has_updates, has_state, rest) = take_message::<A>(payload)?;
+    // The first byte says which sections follow, so a datagram cut short anywhere never
+    // decodes as a shorter valid one.
+    let (updates, rest) = read_section(has_updates, rest, MIN_UPDATE_LEN)?;
+    let (state, rest) = read_section::<StateUpdate<'a>>(has_state, rest, MIN_STATE_UPDATE_LEN)?;
     end(rest)?;
     Ok(Datagram {
         message,
@@ -588,6 +739,47 @@ pub fn decode_stream_payload<'a, A: DeserializeOwned>(
     })
 }
 
+/// Where a datagram payload's bytes go, for traffic accounting (the simulator's bytes per
+/// message kind): the primary message, the piggybacked membership updates and state entries.
+/// Each section's size includes its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DatagramLayout {
+    /// The primary message's kind.
+    pub kind: MessageKind,
+    /// Bytes of the primary message.
+    pub message: usize,
+    /// Piggybacked membership updates.
+    pub updates: usize,
+    /// Their bytes, count included.
+    pub update_bytes: usize,
+    /// Piggybacked state entries.
+    pub state: usize,
+    /// Their bytes, count included.
+    pub state_bytes: usize,
+}
+
+/// Decodes a datagram's (decrypted) payload and says where its bytes go.
+pub fn datagram_layout<A: DeserializeOwned>(payload: &[u8]) -> Result<DatagramLayout, DecodeError> {
+    let (message, has_updates, has_state, rest) = take_message::<A>(payload)?;
+    let (updates, tail) = read_section::<Update<'_, A>>(has_updates, rest, MIN_UPDATE_LEN)?;
+    let (state, last) = read_section::<StateUpdate<'_>>(has_state, tail, MIN_STATE_UPDATE_LEN)?;
+    end(last)?;
+    Ok(DatagramLayout {
+        kind: message.kind(),
+        message: payload.len() - rest.len(),
+        updates: updates.len(),
+        update_bytes: rest.len() - tail.len(),
+        state: state.len(),
+        state_bytes: tail.len(),
+    })
+}
+
+/// The kind of a stream message, from its (decrypted) payload's header alone.
+pub fn stream_kind<A: DeserializeOwned>(payload: &[u8]) -> Result<StreamKind, DecodeError> {
+    take::<StreamHeader<'_, A>>(payload).map(|(h, _)| h.kind)
+}
+
 /// Encodes a complete datagram (used by tests, fuzzers and tools; the node packs its own
 /// datagrams up to `max_packet_size`).
 pub fn encode_datagram<A: Serialize>(
@@ -607,15 +799,21 @@ pub fn encode_datagram_with_state<A: Serialize>(
 ) -> Vec<u8> {
     let mut out = Vec::new();
     write_header(&mut out, label, 0);
+    let at = out.len();
     encode_into(message, &mut out);
-    encode_count(updates.len(), &mut out);
+    let (mut body, mut entries) = (Vec::new(), Vec::new());
     for u in updates {
-        encode_into(u, &mut out);
+        encode_into(u, &mut body);
     }
-    encode_count(state.len(), &mut out);
     for e in state {
-        encode_into(e, &mut out);
+        encode_into(e, &mut entries);
     }
+    finish_datagram(
+        &mut out,
+        at,
+        (updates.len(), &body),
+        (state.len(), &entries),
+    );
     out
 }
 

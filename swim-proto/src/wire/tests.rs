@@ -21,7 +21,7 @@ fn header_rejects_version_and_label() {
         DecodeError::LabelMismatch
     );
     let mut bad = pkt.clone();
-    bad[0] = 9;
+    bad[0] = 9 << 4 | (bad[0] & 0x0f);
     assert_eq!(
         decode_datagram::<u32>(&bad, b"prod").unwrap_err(),
         DecodeError::UnsupportedVersion(9)
@@ -43,6 +43,7 @@ fn huge_declared_count_is_rejected_before_allocating() {
     let mut pkt = Vec::new();
     write_header(&mut pkt, b"", 0);
     encode_into(&Message::<u32>::Gossip, &mut pkt);
+    pkt[1] |= HAS_UPDATES;
     encode_count(u32::MAX as usize, &mut pkt);
     pkt.extend_from_slice(&[0; 16]);
     assert_eq!(
@@ -108,20 +109,20 @@ fn owned_update() -> impl Strategy<Value = OwnedUpdate> {
 #[derive(Debug, Clone)]
 enum OwnedMessage {
     Gossip,
-    Ping(u32, String, u64),
+    Ping(u32, u32, u32),
     PingReq(u32, String, u32, bool),
-    Ack(u32, u64),
+    Ack(u32, u32),
     Nack(u32),
 }
 
 fn owned_message() -> impl Strategy<Value = OwnedMessage> {
     prop_oneof![
         Just(OwnedMessage::Gossip),
-        (any::<u32>(), "[a-z]{1,30}", any::<u64>())
+        (any::<u32>(), any::<u32>(), any::<u32>())
             .prop_map(|(s, t, c)| OwnedMessage::Ping(s, t, c)),
         (any::<u32>(), "[a-z]{1,30}", any::<u32>(), any::<bool>())
             .prop_map(|(s, t, a, n)| OwnedMessage::PingReq(s, t, a, n)),
-        (any::<u32>(), any::<u64>()).prop_map(|(s, c)| OwnedMessage::Ack(s, c)),
+        (any::<u32>(), any::<u32>()).prop_map(|(s, c)| OwnedMessage::Ack(s, c)),
         any::<u32>().prop_map(OwnedMessage::Nack),
     ]
 }
@@ -132,7 +133,7 @@ impl OwnedMessage {
             OwnedMessage::Gossip => Message::Gossip,
             OwnedMessage::Ping(seq, t, c) => Message::Ping {
                 seq: *seq,
-                target: t,
+                target: *t,
                 checksum: *c,
             },
             OwnedMessage::PingReq(seq, t, a, n) => Message::PingReq {
@@ -181,7 +182,7 @@ proptest! {
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode_datagram::<u32>(&bytes, b"");
         let _ = decode_stream::<u32>(&bytes, b"");
-        let mut framed = vec![PROTOCOL_VERSION, 0, 0];
+        let mut framed = vec![PROTOCOL_VERSION << 4];
         framed.extend_from_slice(&bytes);
         let _ = decode_datagram::<u32>(&framed, b"");
         let _ = decode_stream::<u32>(&framed, b"");
@@ -198,4 +199,49 @@ proptest! {
         let cut = cut.index(bytes.len());
         prop_assert!(decode_datagram::<u32>(&bytes[..cut], b"").is_err());
     }
+}
+
+#[test]
+fn an_unlabeled_plaintext_ping_and_ack_are_small() {
+    let ping = encode_datagram::<u32>(
+        b"",
+        &Message::Ping {
+            seq: 200,
+            target: name_tag("node-1"),
+            checksum: 7,
+        },
+        &[],
+    );
+    // header 1, variant 1, seq 2, tag 4, checksum 4; no section counts.
+    assert_eq!(ping.len(), 12);
+    let ack = encode_datagram::<u32>(
+        b"",
+        &Message::Ack {
+            seq: 200,
+            checksum: 7,
+        },
+        &[],
+    );
+    assert_eq!(ack.len(), 8);
+    assert!(decode_datagram::<u32>(&ping, b"").is_ok());
+}
+
+#[test]
+fn a_section_flag_with_an_empty_section_is_malformed() {
+    let mut pkt = encode_datagram::<u32>(b"", &Message::Nack { seq: 1 }, &[]);
+    pkt[1] |= HAS_UPDATES;
+    pkt.push(0);
+    assert_eq!(
+        decode_datagram::<u32>(&pkt, b"").unwrap_err(),
+        DecodeError::Malformed
+    );
+}
+
+#[test]
+fn a_version_1_packet_is_unsupported() {
+    let pkt = [1u8, 0, 0, 0, 0, 0];
+    assert_eq!(
+        decode_datagram::<u32>(&pkt, b"").unwrap_err(),
+        DecodeError::UnsupportedVersion(1)
+    );
 }

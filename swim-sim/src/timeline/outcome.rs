@@ -109,6 +109,7 @@ impl Timeline<'_> {
             series: std::mem::take(&mut self.metrics.series),
             detection_samples_ms: samples,
             timings: crate::report::ProtocolTimings::of(self.running().map(|n| &n.stats().timings)),
+            bytes_by_kind: self.world.kind_bytes.report(n, seconds),
         }
     }
 }

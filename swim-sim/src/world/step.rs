@@ -97,6 +97,7 @@ impl World {
         let t = &mut self.traffic[v as usize];
         t.datagrams += 1;
         t.datagram_bytes += bytes.len() as u64;
+        self.kind_bytes.datagram(&bytes);
         if to as usize >= self.nodes.len() {
             self.outside.datagrams += 1;
             self.outside.datagram_bytes += bytes.len() as u64;
@@ -123,6 +124,7 @@ impl World {
         let t = &mut self.traffic[v as usize];
         t.streams += 1;
         t.stream_bytes += bytes.len() as u64;
+        self.kind_bytes.stream(&bytes);
         if to as usize >= self.nodes.len() {
             self.outside.streams += 1;
             self.outside.stream_bytes += bytes.len() as u64;
