@@ -266,7 +266,13 @@ async fn garbage_and_stalled_connections_cost_bounded_time_and_are_counted() {
     assert_eq!(s.driver.datagrams_oversized, 1);
     assert!(s.driver.stream_messages_oversized >= 1, "{:?}", s.driver);
     assert!(s.driver.stream_read_timeouts >= 1, "{:?}", s.driver);
-    assert!(s.driver.connections_refused >= 1, "{:?}", s.driver);
+    // All 8 stalled connections come from one source, so the per-source limit (here the whole
+    // max_connections) refuses the excess before the global one would.
+    assert!(
+        s.driver.connections_refused + s.driver.connections_refused_per_source >= 1,
+        "{:?}",
+        s.driver
+    );
     // And the node still works.
     converged(
         &[target.clone(), peer.clone()],
