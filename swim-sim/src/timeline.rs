@@ -2,6 +2,9 @@
 //! world at its time (and ends it after its duration), samples metrics, runs the state
 //! workload, checks the cross-node invariants on what the world observed, judges liveness at
 //! the end, and turns the [`Metrics`] into a [`Report`].
+//!
+//! A little over 600 lines on purpose: the scenario's whole schedule (faults, workload, checks)
+//! reads top to bottom in one place; the outcome is in `timeline/outcome.rs`.
 
 use std::io::Write;
 use std::time::Duration;

@@ -1,4 +1,7 @@
 //! [`Cluster`]: starting a node and the cloneable handle applications hold.
+//!
+//! A little over 600 lines on purpose: every public method of the handle is here in one `impl`,
+//! grouped as the driver guide lists them (`docs/driver.md`), each a thin request to the node task.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

@@ -1,5 +1,8 @@
 //! `swim-agent`: runs one SWIM node on this host (`agent`, also the default when no
 //! subcommand is given) and talks to a running one over its HTTP API (the other subcommands).
+//!
+//! Over 600 lines on purpose: the clap definitions of every subcommand and flag, whose doc
+//! comments are the `--help` text, are most of it; the HTTP client is in `swim-agent/client.rs`.
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
