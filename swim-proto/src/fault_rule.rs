@@ -1,5 +1,5 @@
-//! Network fault rules as one node applies them to its own traffic: the vocabulary the tokio
-//! driver's interposition (`swim-tokio`'s live partitions, `POST /partitions`) and the
+//! Network fault rules as one node applies them to its own traffic: the vocabulary the async
+//! driver's interposition (its live partitions, the agent's `POST /partitions`) and the
 //! simulator's scenario files share, so a fault script written for the simulator can be
 //! replayed against real agents (`docs/driver.md`, "Interposition and live partitions").
 //!

@@ -10,16 +10,9 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_swim-agent");
+mod common;
+use common::{AGENT, free_port};
 const TOKEN: &str = "faults-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Fast timers, so a partition is detected and healed within seconds.
 const CONFIG: &str = r#"
@@ -62,26 +55,9 @@ impl Agent {
         if let Some(seed) = join {
             cmd.args(["--join", &seed.to_string()]);
         }
-        let child = cmd
-            .env_remove("SWIM_HTTP_TOKEN")
-            .stdout(Stdio::null())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            _child: child,
+        Agent {
+            _child: common::spawn_until_healthy(cmd, http).await,
             http,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = reqwest::get(agent.url("/health")).await
-                && r.status() == 200
-            {
-                return agent;
-            }
-            assert!(Instant::now() < deadline, "agent API not up at {http}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

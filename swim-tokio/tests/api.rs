@@ -10,16 +10,9 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_swim-agent");
+mod common;
+use common::{AGENT, free_port};
 const TOKEN: &str = "s3cret-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An agent on 127.0.0.1 with fast timers and its API on a free port.
 struct Agent {
@@ -31,34 +24,18 @@ struct Agent {
 impl Agent {
     async fn start(extra: &[&str]) -> Agent {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(AGENT)
-            .args(["agent", "--log", "error", "--bind", "127.0.0.1:0"])
+        let mut cmd = Command::new(AGENT);
+        cmd.args(["agent", "--log", "error", "--bind", "127.0.0.1:0"])
             .args(if extra.contains(&"--config") {
                 &[][..]
             } else {
                 &["--preset", "local"]
             })
             .args(["--http", &http.to_string()])
-            .args(extra)
-            .env_remove("SWIM_HTTP_TOKEN")
-            .stdout(Stdio::null())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            _child: child,
+            .args(extra);
+        Agent {
+            _child: common::spawn_until_healthy(cmd, http).await,
             http,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = reqwest::get(agent.url("/health")).await
-                && r.status() == 200
-            {
-                return agent;
-            }
-            assert!(Instant::now() < deadline, "agent API not up at {http}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

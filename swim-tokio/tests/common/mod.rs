@@ -1,0 +1,42 @@
+//! Helpers shared by the tests that run the `swim-agent` binary on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// The agent binary cargo built for these tests.
+pub const AGENT: &str = env!("CARGO_BIN_EXE_swim-agent");
+
+/// A TCP port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Spawns `cmd` (quiet, killed on drop, without an inherited `SWIM_HTTP_TOKEN`) and waits up to
+/// 10 s until its HTTP API at `http` answers `/health` with 200.
+pub async fn spawn_until_healthy(mut cmd: Command, http: SocketAddr) -> Child {
+    let child = cmd
+        .env_remove("SWIM_HTTP_TOKEN")
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://{http}/health")).await
+            && r.status() == 200
+        {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "agent API not up at {http}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
