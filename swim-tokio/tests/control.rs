@@ -1,11 +1,14 @@
 //! Operator control on loopback (issue 14): real UDP and TCP sockets, fast timers.
 
+mod common;
+use common::eventually;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use swim_proto::{CommandError, MemberState};
 use swim_tokio::{Cluster, DriverConfig, Error, Preset};
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
 /// Fast timers: 200 ms probes (as `tests/cluster.rs`).
 fn config(name: &str, seeds: &[SocketAddr]) -> DriverConfig {
@@ -24,29 +27,7 @@ fn config(name: &str, seeds: &[SocketAddr]) -> DriverConfig {
 }
 
 async fn cluster(prefix: &str, n: usize) -> Vec<Cluster> {
-    let first = Cluster::start(config(&format!("{prefix}-0"), &[]))
-        .await
-        .unwrap();
-    let seed = first.addr();
-    let mut nodes = vec![first];
-    for i in 1..n {
-        let c = config(&format!("{prefix}-{i}"), &[seed]);
-        nodes.push(Cluster::start(c).await.unwrap());
-    }
-    nodes
-}
-
-/// Polls `f` every 50 ms until it holds, panicking with `what` after `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !f().await {
-        assert!(Instant::now() < deadline, "{what} (after {within:?})");
-        sleep(Duration::from_millis(50)).await;
-    }
+    common::start_cluster(prefix, n, config).await
 }
 
 async fn state_of(node: &Cluster, name: &str) -> Option<MemberState> {

@@ -2,6 +2,9 @@
 //! /metrics, interposition and live partitions, per-member watches, duplicate names.
 
 use std::collections::{BTreeSet, HashMap};
+mod common;
+use common::eventually;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +12,7 @@ use std::time::Duration;
 use swim_proto::{MemberState, MessageKind};
 use swim_tokio::interpose::{Direction, Verdict};
 use swim_tokio::{Cluster, DriverConfig, Preset};
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
 /// Fast timers: 200 ms probes; healing every 2 s so a resolved partition heals quickly.
 fn config(name: &str, seeds: &[SocketAddr]) -> DriverConfig {
@@ -30,29 +33,7 @@ fn config(name: &str, seeds: &[SocketAddr]) -> DriverConfig {
 }
 
 async fn cluster(prefix: &str, n: usize) -> Vec<Cluster> {
-    let first = Cluster::start(config(&format!("{prefix}-0"), &[]))
-        .await
-        .unwrap();
-    let seed = first.addr();
-    let mut nodes = vec![first];
-    for i in 1..n {
-        let c = config(&format!("{prefix}-{i}"), &[seed]);
-        nodes.push(Cluster::start(c).await.unwrap());
-    }
-    nodes
-}
-
-/// Polls `f` every 50 ms until it holds, panicking with `what` after `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !f().await {
-        assert!(Instant::now() < deadline, "{what} (after {within:?})");
-        sleep(Duration::from_millis(50)).await;
-    }
+    common::start_cluster(prefix, n, config).await
 }
 
 async fn state_of(c: &Cluster, name: &str) -> Option<MemberState> {

@@ -1,4 +1,6 @@
-//! Helpers shared by the tests that run the `swim-agent` binary on 127.0.0.1.
+//! Helpers shared by swim-tokio's tests on 127.0.0.1: agent processes and in-process clusters.
+//! Each test binary uses a subset, hence `dead_code` allowed.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -37,6 +39,38 @@ pub async fn spawn_until_healthy(mut cmd: Command, http: SocketAddr) -> Child {
             return child;
         }
         assert!(Instant::now() < deadline, "agent API not up at {http}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts `n` in-process nodes named `{prefix}-{i}` from `config(name, seeds)`, every one after
+/// the first joining through the first.
+pub async fn start_cluster(
+    prefix: &str,
+    n: usize,
+    config: impl Fn(&str, &[SocketAddr]) -> swim_tokio::DriverConfig,
+) -> Vec<swim_tokio::Cluster> {
+    let first = swim_tokio::Cluster::start(config(&format!("{prefix}-0"), &[]))
+        .await
+        .unwrap();
+    let seed = first.addr();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        let c = config(&format!("{prefix}-{i}"), &[seed]);
+        nodes.push(swim_tokio::Cluster::start(c).await.unwrap());
+    }
+    nodes
+}
+
+/// Polls `f` every 50 ms until it holds, panicking with `what` after `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what} (after {within:?})");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
